@@ -1,0 +1,57 @@
+"""The CLI's command registry: each command is a function registered with its arguments.
+
+Command modules import nothing heavy at module level (TensorFlow, pandas, the kaggle client):
+``kaggle-kit --help``, ``competitions`` and ``runs`` must answer in well under a second.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Arg:
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int | None]
+    args: tuple[Arg, ...]
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def command(name: str, help: str, *args: Arg) -> Callable:
+    """Register ``fn(args) -> exit code`` as ``kaggle-kit <name>``."""
+
+    def add(fn: Callable[[argparse.Namespace], int | None]) -> Callable:
+        COMMANDS.add(name, Command(name, help, fn, args))
+        return fn
+
+    return add
+
+
+def competition_arg(required: bool = False) -> Arg:
+    if required:
+        return arg("competition", help="competition slug (see `kaggle-kit competitions`)")
+    return arg("competition", nargs="?", default=None,
+               help="competition slug; default: $KAGGLE_KIT_COMPETITION, the folder you are in, "
+                    "or the project default set by `fetch`/`use`")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)

@@ -1,0 +1,22 @@
+"""Errors the kit raises on purpose. The CLI prints their message as one line, no traceback."""
+from __future__ import annotations
+
+
+class KitError(Exception):
+    """Base of every expected failure: bad input, a missing file, a refused upload."""
+
+
+class DataError(KitError):
+    """The competition's files are missing, in the wrong layout or unreadable."""
+
+
+class SubmissionError(KitError):
+    """A submission CSV that would be rejected (missing ids, bad labels, bad probabilities)."""
+
+
+class KaggleError(KitError):
+    """The Kaggle API (or a compatible server) refused or failed a call."""
+
+
+class DiskFullError(KitError):
+    """Writing a file failed because the disk is full; the previous file is intact."""

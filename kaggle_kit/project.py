@@ -1,0 +1,140 @@
+"""Where things live: the project folder, its plugins, data, checkpoints, submissions and caches.
+
+The project folder is ``$KAGGLE_KIT_HOME`` if set, else the nearest folder at or above the current
+directory holding ``competitions/`` or ``.kaggle-kit``, else the current directory.
+
+Example:
+    >>> import tempfile
+    >>> p = Project(Path(tempfile.mkdtemp()))
+    >>> p.run_dir("cifar-10", "r1").relative_to(p.root).as_posix()
+    'checkpoints/cifar-10/r1'
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .competition import Competition
+from .errors import KitError
+from .registry import unknown_message
+
+DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
+KAGGLE_INPUT = Path("/kaggle/input")     # a Kaggle notebook's read-only data folder
+BUNDLED = Path(__file__).parent / "bundled"  # competitions shipped with the package (the demo)
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> "Project":
+        env = os.environ.get("KAGGLE_KIT_HOME")
+        if env:
+            return cls(Path(env).resolve())
+        here = (start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / "competitions").is_dir() or (folder / DEFAULT_FILE).is_file():
+                return cls(folder)
+        return cls(here)
+
+    # -- folders -----------------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def submissions(self) -> Path:
+        return self.root / "submissions"
+
+    @property
+    def cache(self) -> Path:
+        return Path(os.environ.get("KAGGLE_KIT_CACHE") or self.root / ".cache")
+
+    def data_root(self, slug: str) -> Path:
+        """``data/<slug>``, or ``/kaggle/input/<slug>`` inside a Kaggle notebook."""
+        kaggle = KAGGLE_INPUT / slug
+        return kaggle if kaggle.is_dir() else self.root / "data" / slug
+
+    def run_dir(self, slug: str, run_id: str) -> Path:
+        return self.checkpoints / slug / run_id
+
+    # -- plugins -----------------------------------------------------------------------------
+    @cached_property
+    def competitions(self) -> dict[str, Competition]:
+        found: dict[str, Competition] = {}
+        for folder in self.plugin_folders():
+            for path in sorted(folder.glob("*.py")):
+                if path.name.startswith("_"):
+                    continue
+                comp = load_plugin(path)
+                if comp.slug in found:
+                    raise KitError(f"{path}: competition {comp.slug!r} is already defined in {found[comp.slug].source}")
+                found[comp.slug] = comp
+        return found
+
+    def plugin_folders(self) -> list[Path]:
+        extra = [Path(p) for p in os.environ.get("KAGGLE_KIT_COMPETITIONS", "").split(os.pathsep) if p]
+        return [f for f in (self.root / "competitions", *extra, BUNDLED) if f.is_dir()]
+
+    def competition(self, slug: str | None = None) -> Competition:
+        """The named competition, or the default one (see :meth:`default_slug`)."""
+        slug = slug or self.default_slug()
+        if slug is None:
+            raise KitError("no competition named and no default set: pass one (e.g. `kaggle-kit train "
+                           "cifar-10`), run `kaggle-kit use <slug>`, or set KAGGLE_KIT_COMPETITION")
+        try:
+            return self.competitions[slug]
+        except KeyError:
+            raise KitError(unknown_message("competition", slug, sorted(self.competitions))) from None
+
+    def default_slug(self) -> str | None:
+        """$KAGGLE_KIT_COMPETITION, else the folder you are in (data/<slug>, checkpoints/<slug>),
+        else the project default that `fetch` and `use` write to ``.kaggle-kit``."""
+        env = os.environ.get("KAGGLE_KIT_COMPETITION")
+        if env:
+            return env
+        cwd = Path.cwd().resolve()
+        for base in (self.root / "data", self.checkpoints, self.submissions):
+            try:
+                rel = cwd.relative_to(base.resolve())
+            except ValueError:
+                continue
+            if rel.parts:
+                return rel.parts[0]
+        marker = self.root / DEFAULT_FILE
+        if marker.is_file():
+            for line in marker.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "competition" and value.strip():
+                    return value.strip()
+        return None
+
+    def set_default(self, slug: str) -> None:
+        from .atomic import atomic_write_text
+
+        atomic_write_text(self.root / DEFAULT_FILE, f"competition={slug}\n")
+
+
+def load_plugin(path: Path) -> Competition:
+    """Import one plugin file and return its ``COMPETITION``."""
+    name = f"kaggle_kit_plugins.{path.stem.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except KitError as e:
+        raise KitError(f"{path}: {e}") from None
+    except Exception as e:  # a plugin is user code: report where it broke, in one line
+        raise KitError(f"{path}: plugin failed to load: {type(e).__name__}: {e}") from None
+    comp = getattr(module, "COMPETITION", None)
+    if not isinstance(comp, Competition):
+        raise KitError(f"{path}: a plugin must define COMPETITION = Competition(...)")
+    object.__setattr__(comp, "source", str(path))
+    return comp
