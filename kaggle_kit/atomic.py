@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterator
 
 from .errors import DiskFullError, KitError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
@@ -33,6 +36,7 @@ def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result should look like any other file
     try:
         yield tmp
         _fsync(tmp)

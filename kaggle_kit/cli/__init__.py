@@ -11,7 +11,18 @@ from .base import COMMANDS, console
 # Each module registers its commands with @command; all of them import lazily.
 COMMAND_MODULES = (
     "kaggle_kit.cli.core",
+    "kaggle_kit.cli.scaffold",
 )
+
+
+def quiet_libraries() -> None:
+    """TensorFlow's C++ start-up chatter and Keras' tf.data notices are not for the user."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,16 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         for a in cmd.args:
             p.add_argument(*a.flags, **a.options)
-        p.set_defaults(run=cmd.run)
+        p.set_defaults(_run=cmd.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(args._run(args) or 0)
     except KitError as e:
-        console(stderr=True).print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        from rich.text import Text
+
+        console(stderr=True).print(Text("error: ", style="bold red") + Text(str(e)))
         return 1
     except KeyboardInterrupt:
         console(stderr=True).print("interrupted; finished work is saved (resume with `kaggle-kit train --resume <run-id>`)")

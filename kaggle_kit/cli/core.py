@@ -1,0 +1,152 @@
+"""Core commands: competitions, use, train, runs, predict."""
+from __future__ import annotations
+
+import argparse
+
+from .base import arg, command, competition_arg, console
+
+
+def _project():
+    from ..project import Project
+
+    return Project.find()
+
+
+@command("competitions", "list the known competitions (plugins) and their data status")
+def competitions(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    project = _project()
+    default = project.default_slug()
+    table = Table("slug", "classes", "metric", "submission", "data", "plugin", box=None)
+    for slug, comp in sorted(project.competitions.items()):
+        root = project.data_root(slug)
+        fetched = (root / ".kaggle-kit-fetched.json").is_file() or (root.is_dir() and any(root.iterdir()))
+        mark = " *" if slug == default else ""
+        table.add_row(slug + mark, str(len(comp.classes)), f"{comp.metric} ({comp.scorer.direction})",
+                      comp.submission.labels, "ready" if fetched else "not fetched",
+                      _short(comp.source, project.root))
+    out = console()
+    out.print(table)
+    if default:
+        out.print(f"* default competition: {default}")
+    return 0
+
+
+def _short(path: str, root) -> str:
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+@command("use", "set the project's default competition (used when a command names none)",
+         competition_arg(required=True))
+def use(args: argparse.Namespace) -> int:
+    project = _project()
+    comp = project.competition(args.competition)
+    project.set_default(comp.slug)
+    console().print(f"default competition: {comp.slug}")
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    keys = ("backbone", "weights", "image_size", "resize", "folds", "holdout", "seed", "limit", "batch_size",
+            "head_epochs", "finetune_epochs", "unfreeze", "augment", "strategy", "group_duplicates")
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if args.epochs is not None:
+        out["finetune_epochs"] = args.epochs
+    if getattr(args, "group_duplicates", False) is False:
+        out.pop("group_duplicates", None)
+    return out
+
+
+@command("train", "train a run: k-fold (or holdout) fine-tuning with checkpoints and early stopping",
+         competition_arg(),
+         arg("--recipe", help="a plugin recipe: fast, best (default: the plugin's defaults)"),
+         arg("--folds", type=int, help="stratified k-fold splits (default 5)"),
+         arg("--holdout", type=float, help="a single holdout split with this validation fraction, e.g. 0.2"),
+         arg("--backbone", help="backbone name, e.g. efficientnet_lite0, mobilenet_v3_small, resnet50"),
+         arg("--weights", help="imagenet, none, or a local weights file"),
+         arg("--size", dest="image_size", type=int, help="image side in pixels"),
+         arg("--resize", choices=["stretch", "crop", "pad"], help="how images are fitted to the square"),
+         arg("--epochs", type=int, help="phase 2 (fine-tuning) epochs"),
+         arg("--head-epochs", type=int, help="phase 1 (head on frozen backbone) epochs"),
+         arg("--unfreeze", type=int, help="top backbone layers unfrozen in phase 2"),
+         arg("--augment", help="augmentation preset: none, flip, light, seed, strong"),
+         arg("--batch-size", type=int),
+         arg("--seed", type=int),
+         arg("--limit", type=int, help="train on a stratified sample of N images (quick runs)"),
+         arg("--group-duplicates", action="store_true", default=None,
+             help="keep near-duplicate images on one side of every split"),
+         arg("--strategy", choices=["auto", "cpu", "gpu", "mirrored", "tpu"]),
+         arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
+def train_cmd(args: argparse.Namespace) -> int:
+    from ..trainer import train
+    from .render import ProgressView
+
+    project = _project()
+    comp = project.competition(args.competition)
+    config = comp.config(args.recipe, _overrides(args))
+    if project.default_slug() is None:
+        project.set_default(comp.slug)
+    out = console()
+    with ProgressView(out) as view:
+        run = train(project, comp, config, resume=args.resume, report=view)
+    for w in run.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if run.excluded:
+        out.print(f"[yellow]{len(run.excluded)} unreadable image(s) left out[/] (listed in {run.json_path}):")
+        for e in run.excluded[:5]:
+            out.print(f"  {e['path']}: {e['reason']}")
+    scores = "  ".join(f"{f.score:.4f}" for f in run.folds)
+    out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{run.cv:.4f}[/] over {run.n_splits} "
+              f"split(s) (folds: {scores}) in {run.seconds:.0f}s")
+    return 0
+
+
+@command("runs", "list a competition's runs, best CV first", competition_arg(),
+         arg("--all", action="store_true", help="include unfinished runs"))
+def runs_cmd(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ..runs import list_runs
+
+    project = _project()
+    comp = project.competition(args.competition)
+    runs = list_runs(project, comp, complete_only=not args.all)
+    out = console()
+    if not runs:
+        out.print(f"no {'' if args.all else 'finished '}runs of {comp.slug} in {project.checkpoints / comp.slug}")
+        return 0
+    table = Table("run", f"CV {comp.metric}", "folds", "backbone", "size", "time", "status", "submitted", box=None)
+    for r in runs:
+        cv = f"{r.cv:.4f}" if r.cv is not None else "-"
+        folds = f"{len(r.folds)}/{r.n_splits}" if r.n_splits else "-"
+        table.add_row(r.run_id, cv, folds, r.backbone, str(r.image_size), f"{r.seconds:.0f}s", r.status,
+                      str(len(r.submissions)))
+    out.print(table)
+    return 0
+
+
+@command("predict", "predict the test set with a run's fold ensemble and write the submission CSV",
+         competition_arg(),
+         arg("--best", action="store_true", help="the run with the best CV (the default)"),
+         arg("--run", metavar="RUN_ID", help="a specific run"),
+         arg("--tta", action=argparse.BooleanOptionalAction, default=None,
+             help="average with horizontally flipped images (default: the run's setting)"))
+def predict_cmd(args: argparse.Namespace) -> int:
+    from ..predict import make_submission
+    from ..runs import pick_run
+    from .render import ProgressView
+
+    project = _project()
+    comp = project.competition(args.competition)
+    run = pick_run(project, comp, args.run)
+    out = console()
+    with ProgressView(out) as view:
+        path = make_submission(project, comp, run, tta=args.tta, reuse=False, report=view)
+    out.print(f"wrote {path} (run {run.run_id}, CV {comp.metric} {run.cv:.4f}); validated: every test id once")
+    return 0

@@ -1,0 +1,298 @@
+"""The trainer: k-fold (or holdout) fine-tuning in two phases, recorded so it can be resumed.
+
+Per fold, phase 1 trains the head on the frozen backbone (on cached backbone features, which makes
+it nearly free), phase 2 unfreezes the top of the backbone at a lower learning rate. The competition
+metric picks the checkpoint (max for accuracy and F1, min for log loss); out-of-fold predictions give
+the run's CV score.
+
+Example (a notebook):
+    >>> from kaggle_kit.project import Project
+    >>> from kaggle_kit.trainer import train
+    >>> project = Project.find()
+    >>> comp = project.competition("cifar-10")
+    >>> run = train(project, comp, comp.config("fast", {"folds": 2, "limit": 400}))  # doctest: +SKIP
+    >>> run.cv  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .atomic import atomic_write
+from .cache import Cache, cache_key
+from .competition import Competition
+from .config import TrainConfig
+from .errors import KitError
+from .folds import make_splits
+from .manifest import Manifest, build_manifest
+from .project import Project
+from .runs import FoldResult, RunRecord, library_versions, load_run
+
+Report = Callable[..., None]   # report(kind: str, **fields): progress for the CLI to draw
+
+
+def _quiet(kind: str, **fields: Any) -> None:
+    pass
+
+
+@dataclass
+class Prepared:
+    """What every fold shares: the manifest, the decoded-image cache, the splits, the features."""
+
+    manifest: Manifest
+    images: Any
+    splits: list
+    features: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def train(project: Project, competition: Competition, config: TrainConfig, *, resume: str | None = None,
+          report: Report = _quiet) -> RunRecord:
+    """Train (or resume) a run and return its record; Ctrl-C and kills keep finished work."""
+    if resume:
+        run = load_run(project, competition.slug, resume)
+        if run.status == "complete":
+            raise KitError(f"{run.path}: run {run.run_id} is already complete")
+        config = TrainConfig.from_dict(run.config)
+    else:
+        run = RunRecord.create(project, competition.slug, backbone=config.backbone, config=config.to_dict(),
+                               classes=list(competition.classes), metric=competition.metric,
+                               direction=competition.scorer.direction, versions=library_versions())
+    report("run", run_id=run.run_id, path=str(run.path), resumed=bool(resume))
+    start = time.perf_counter() - run.seconds
+    try:
+        prepared = prepare(project, competition, config, report)
+        run.n_splits = len(prepared.splits)
+        run.train_size = len(prepared.manifest)
+        run.excluded = [{"path": e.path, "reason": e.reason} for e in prepared.manifest.excluded]
+        run.warnings = prepared.warnings
+        run.config["manifest_fingerprint"] = prepared.manifest.fingerprint
+        run.save()
+        for k, (tr, va) in enumerate(prepared.splits):
+            if run.fold_done(k):
+                report("fold_skip", fold=k)
+                continue
+            result = train_fold(project, competition, config, prepared, run, k, tr, va, report)
+            run.folds.append(result)
+            run.seconds = round(time.perf_counter() - start, 1)
+            run.save()
+            report("fold_done", fold=k, score=result.score, folds=len(prepared.splits))
+        finish(run, competition, prepared)
+        run.seconds = round(time.perf_counter() - start, 1)
+        run.status = "complete"
+        run.save()
+        return run
+    except KeyboardInterrupt:
+        run.status = "interrupted"
+        run.seconds = round(time.perf_counter() - start, 1)
+        run.save()
+        raise
+
+
+def prepare(project: Project, competition: Competition, config: TrainConfig, report: Report = _quiet) -> Prepared:
+    """Manifest, image cache, splits and (for phase 1) backbone features."""
+    cache = Cache(project.cache)
+    report("stage", message="checking images")
+    manifest = build_manifest(competition, project.data_root(competition.slug), "train", cache_dir=project.cache,
+                              limit=config.limit, seed=config.seed,
+                              progress=lambda d, n: report("progress", task="check", done=d, total=n))
+    report("stage", message=f"caching {len(manifest)} images at {config.image_size}px")
+    images = cache.images(manifest, config.image_size, config.resize,
+                          progress=lambda d, n: report("progress", task="cache", done=d, total=n))
+    groups = group_labels(manifest, competition, config)
+    splits = make_splits(manifest.labels, folds=config.folds, holdout=config.holdout, seed=config.seed,
+                         groups=groups)
+    prepared = Prepared(manifest=manifest, images=images, splits=splits)
+    if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
+        report("stage", message=f"computing {config.backbone} features (cached for later runs)")
+        prepared.features = backbone_features(project, config, manifest, images, report)
+    return prepared
+
+
+def group_labels(manifest: Manifest, competition: Competition, config: TrainConfig) -> list[str] | None:
+    """Groups that must not straddle a split: the plugin's group column or near-duplicate clusters."""
+    if manifest.groups is not None:
+        return list(manifest.groups)
+    if config.group_duplicates:
+        from .audit import duplicate_groups
+
+        return duplicate_groups(manifest)
+    return None
+
+
+def pretrained(config: TrainConfig) -> bool:
+    return config.weights not in ("none", "") and config.backbone != "simple_cnn"
+
+
+def weights_id(weights: str) -> str:
+    path = Path(weights)
+    if weights in ("imagenet", "none") or not path.is_file():
+        return weights
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def backbone_features(project: Project, config: TrainConfig, manifest: Manifest, images, report: Report = _quiet):
+    """Pooled features of every image through the frozen pretrained backbone, cached on disk."""
+    from .backbones import get_backbone
+    from .model import build_model, feature_extractor
+
+    backbone = get_backbone(config.backbone)
+    key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
+                    size=config.image_size, preprocess=backbone.preprocess)
+    cache = Cache(project.cache)
+    found = cache.find("features", key)
+    if found is not None:
+        return found
+    model = build_model(backbone, n_classes=2, image_size=config.image_size, weights=config.weights,
+                        dropout=0.0, cache_dir=project.cache)
+    extract = feature_extractor(model)
+
+    def produce():
+        batch = 64
+        for start in range(0, len(images), batch):
+            x = images.read(range(start, min(start + batch, len(images)))).astype(np.float32)
+            yield extract(x, training=False).numpy().astype(np.float16)
+            report("progress", task="features", done=min(start + batch, len(images)), total=len(images))
+
+    return cache.get_or_build("features", key, (int(extract.output.shape[-1]),), np.float16, produce,
+                              {"n": len(images), "backbone": backbone.name, "size": config.image_size})
+
+
+def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: Prepared,
+               run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> FoldResult:
+    import keras
+
+    from .backbones import get_backbone
+    from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState
+    from .model import build_head, build_model, load_model, set_trainable
+    from .pipeline import feature_dataset, image_dataset, make_augment
+    from .strategy import get_strategy
+
+    fold_start = time.perf_counter()
+    fold_dir = run.fold_dir(k)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(fold_dir)
+    keras.utils.set_random_seed(config.seed + k)
+    strategy = get_strategy(config.strategy)
+    labels = prepared.manifest.labels
+    n_classes = len(competition.classes)
+    y_val = labels[val_idx]
+    batch = strategy.global_batch(config.batch_size)
+    mode = competition.scorer.direction
+    history = run.path / "history.csv"
+
+    with strategy.scope():
+        model = build_model(get_backbone(config.backbone), n_classes=n_classes, image_size=config.image_size,
+                            weights=config.weights, dropout=config.dropout, cache_dir=project.cache)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    best_path = fold_dir / "best.keras"
+    best_state: dict | None = None
+    epochs_run = 0
+
+    def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, save_fn) -> dict:
+        """One phase; resumes from ``last.keras`` when the saved state is in this phase."""
+        nonlocal epochs_run
+        initial = 0
+        evaluator = EvaluateMetric(val_ds, y_val, competition.scorer)
+        saver = SaveBest(path=best_path, save=save_fn, evaluator=evaluator, mode=mode)
+        stopper = EarlyStop(patience=config.patience, mode=mode)
+        reducer = ReduceLR(patience=config.lr_patience, mode=mode)
+        trackers = [saver, stopper, reducer]
+        if best_state is not None:  # phase 2 must beat phase 1's best to overwrite the checkpoint
+            saver.load_state({**best_state, "best_epoch": -1, "wait": 0})
+        with strategy.scope():
+            trainee.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
+        if state and state["phase"] == phase:
+            trainee.set_weights(load_model(fold_dir / "last.keras").get_weights())
+            for t, s in zip(trackers, state["trackers"]):
+                t.load_state(s)
+            trainee.optimizer.learning_rate = state["lr"]
+            initial = state["epoch"] + 1
+            report("resume", fold=k, phase=phase, epoch=initial)
+        if initial < epochs and not (state and state["phase"] == phase and stopper.wait >= config.patience):
+            trainee.fit(train_ds, epochs=epochs, initial_epoch=initial, verbose=0, callbacks=[
+                evaluator, *trackers,
+                SaveState(fold_dir=fold_dir, phase=phase, trackers=trackers, history=history, fold=k),
+                Progress(report, fold=k, phase=phase),
+            ])
+            epochs_run += len(trainee.history.epoch) if trainee.history else 0
+        return saver.state()
+
+    # phase 1: the head on the frozen backbone
+    if pretrained(config) and config.head_epochs > 0 and not (state and state["phase"] > 1):
+        set_trainable(model, 0)
+        if prepared.features is not None:
+            head = build_head(prepared.features.shape[0], n_classes, config.dropout)
+
+            def save_head(path: Path) -> None:
+                model.get_layer("head").set_weights(head.get_layer("head").get_weights())
+                model.save(path)
+
+            tr_ds = feature_dataset(prepared.features, train_idx, labels[train_idx], n_classes=n_classes,
+                                    batch_size=max(batch, 64), shuffle=True, seed=config.seed + k)
+            va_ds = feature_dataset(prepared.features, val_idx, y_val, n_classes=n_classes,
+                                    batch_size=256, shuffle=False, seed=0)
+            best_state = fit(head, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, save_head)
+        else:
+            tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
+                                  batch_size=batch, shuffle=True, seed=config.seed + k,
+                                  augment=make_augment(config.augment, config.seed + k))
+            va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
+            best_state = fit(model, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, model.save)
+
+    # phase 2: unfreeze the top of the backbone (the whole network when it is not pretrained)
+    if config.finetune_epochs > 0 or not pretrained(config):
+        if best_path.is_file():
+            model.set_weights(load_model(best_path).get_weights())
+        unfreeze = config.unfreeze if pretrained(config) else 10_000
+        set_trainable(model, unfreeze)
+        tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
+                              batch_size=batch, shuffle=True, seed=config.seed + k,
+                              augment=make_augment(config.augment, config.seed + k))
+        va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
+        epochs = config.finetune_epochs if pretrained(config) else max(config.finetune_epochs, config.head_epochs)
+        lr = config.finetune_lr if pretrained(config) else config.head_lr
+        best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, model.save)
+
+    if not best_path.is_file() or best_state is None or best_state.get("best") is None:
+        raise KitError(f"{fold_dir}: fold {k} trained no epoch (check head_epochs/finetune_epochs)")
+    proba = np.load(fold_dir / "oof.npy")
+    score = competition.scorer(y_val, proba)
+    (fold_dir / "last.keras").unlink(missing_ok=True)  # the best model is what predict uses
+    return FoldResult(fold=k, score=round(score, 6), best_epoch=int(best_state.get("best_epoch", -1)) + 1,
+                      epochs=epochs_run, train_size=len(train_idx), val_size=len(val_idx),
+                      seconds=round(time.perf_counter() - fold_start, 1))
+
+
+def _load_state(fold_dir: Path) -> dict | None:
+    path = fold_dir / "state.json"
+    if not (path.is_file() and (fold_dir / "last.keras").is_file()):
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def finish(run: RunRecord, competition: Competition, prepared: Prepared) -> None:
+    """Assemble out-of-fold predictions into ``oof.csv`` and score them: the run's CV."""
+    import pandas as pd
+
+    manifest = prepared.manifest
+    rows, y_all, p_all = [], [], []
+    for k, (_, va) in enumerate(prepared.splits):
+        proba = np.load(run.fold_dir(k) / "oof.npy")
+        for i, p in zip(va, proba):
+            rows.append({"id": manifest.ids[i], "fold": k, "label": competition.classes[manifest.labels[i]],
+                         **{c: float(v) for c, v in zip(competition.classes, p)}})
+        y_all.append(manifest.labels[va])
+        p_all.append(proba)
+    run.cv = round(competition.scorer(np.concatenate(y_all), np.concatenate(p_all)), 6)
+    frame = pd.DataFrame(rows)
+    atomic_write(run.path / "oof.csv", lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
