@@ -92,6 +92,14 @@ def set_trainable(model: keras.Model, unfreeze: int) -> None:
         layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
 
 
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save atomically: a kill while writing leaves the previous checkpoint intact."""
+    from .atomic import atomic_path
+
+    with atomic_path(Path(path), suffix=".keras") as tmp:
+        model.save(tmp)
+
+
 def load_model(path: Path) -> keras.Model:
     """Load a saved classifier for prediction; a missing or damaged file is a one-line KitError."""
     from .errors import KitError

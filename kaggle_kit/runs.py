@@ -58,6 +58,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     excluded: list[dict[str, str]] = field(default_factory=list)
     train_size: int = 0
+    fingerprint: str = ""                # of the training images, so a resume checks they did not change
     submissions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -82,6 +83,12 @@ class RunRecord:
 
     def fold_done(self, k: int) -> bool:
         return any(f.fold == k for f in self.folds)
+
+    def add_fold(self, result: FoldResult) -> None:
+        """Record a finished fold in ``fold_<k>/result.json``, the source of truth for folds
+        (parallel fold workers never write the same file; ``run.json`` keeps a summary)."""
+        atomic_write_json(self.fold_dir(result.fold) / "result.json", asdict(result))
+        self.folds = _fold_results(self.path)
 
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
@@ -117,13 +124,23 @@ class RunRecord:
             raise KitError(f"{path / 'run.json'}: not valid JSON ({e.msg}, line {e.lineno})") from None
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
-        data["folds"] = [FoldResult(**f) for f in data.get("folds", [])]
+        data["folds"] = _fold_results(path) or [FoldResult(**f) for f in data.get("folds", [])]
         return cls(path=path, **data)
 
     def add_submission(self, *, ref: Any, file: str, message: str) -> None:
         self.submissions.append({"ref": ref, "file": file, "message": message,
                                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         self.save()
+
+
+def _fold_results(path: Path) -> list[FoldResult]:
+    out = []
+    for f in sorted(path.glob("fold_*/result.json")):
+        try:
+            out.append(FoldResult(**json.loads(f.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda r: r.fold)
 
 
 def list_runs(project: Project, competition: Competition, complete_only: bool = False) -> list[RunRecord]:

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,13 +52,19 @@ class Prepared:
 
 
 def train(project: Project, competition: Competition, config: TrainConfig, *, resume: str | None = None,
-          report: Report = _quiet) -> RunRecord:
-    """Train (or resume) a run and return its record; Ctrl-C and kills keep finished work."""
+          only_folds: Sequence[int] | None = None, report: Report = _quiet) -> RunRecord:
+    """Train (or resume) a run and return its record; Ctrl-C and kills keep finished work.
+
+    ``only_folds`` trains just those folds of an existing run (``resume``) and leaves the run
+    unfinished: that is how ``--parallel-folds`` workers share one run.
+    """
     if resume:
         run = load_run(project, competition.slug, resume)
         if run.status == "complete":
             raise KitError(f"{run.path}: run {run.run_id} is already complete")
         config = TrainConfig.from_dict(run.config)
+    elif only_folds is not None:
+        raise KitError("only_folds needs an existing run (resume=<run id>)")
     else:
         run = RunRecord.create(project, competition.slug, backbone=config.backbone, config=config.to_dict(),
                                classes=list(competition.classes), metric=competition.metric,
@@ -71,17 +77,26 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
         run.train_size = len(prepared.manifest)
         run.excluded = [{"path": e.path, "reason": e.reason} for e in prepared.manifest.excluded]
         run.warnings = prepared.warnings
-        run.config["manifest_fingerprint"] = prepared.manifest.fingerprint
-        run.save()
+        if run.fingerprint and run.fingerprint != prepared.manifest.fingerprint:
+            raise KitError(f"{run.path}: the training images changed since run {run.run_id} started; "
+                           f"start a new run instead of resuming")
+        run.fingerprint = prepared.manifest.fingerprint
+        if only_folds is None:
+            run.save()
         for k, (tr, va) in enumerate(prepared.splits):
+            if only_folds is not None and k not in only_folds:
+                continue
             if run.fold_done(k):
                 report("fold_skip", fold=k)
                 continue
             result = train_fold(project, competition, config, prepared, run, k, tr, va, report)
-            run.folds.append(result)
-            run.seconds = round(time.perf_counter() - start, 1)
-            run.save()
+            run.add_fold(result)
+            if only_folds is None:
+                run.seconds = round(time.perf_counter() - start, 1)
+                run.save()
             report("fold_done", fold=k, score=result.score, folds=len(prepared.splits))
+        if only_folds is not None:
+            return run
         finish(run, competition, prepared)
         run.seconds = round(time.perf_counter() - start, 1)
         run.status = "complete"
@@ -170,7 +185,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
 
     from .backbones import get_backbone
     from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState
-    from .model import build_head, build_model, load_model, set_trainable
+    from .model import build_head, build_model, load_model, save_model, set_trainable
     from .pipeline import feature_dataset, image_dataset, make_augment
     from .strategy import get_strategy
 
@@ -195,12 +210,13 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     best_state: dict | None = None
     epochs_run = 0
 
-    def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, save_fn) -> dict:
-        """One phase; resumes from ``last.keras`` when the saved state is in this phase."""
+    def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, best_file: Path) -> dict:
+        """One phase; the best ``trainee`` goes to ``best_file``; resumes from ``last.keras``
+        when the saved state is in this phase."""
         nonlocal epochs_run
         initial = 0
         evaluator = EvaluateMetric(val_ds, y_val, competition.scorer)
-        saver = SaveBest(path=best_path, save=save_fn, evaluator=evaluator, mode=mode)
+        saver = SaveBest(path=best_file, save=trainee.save, evaluator=evaluator, mode=mode)
         stopper = EarlyStop(patience=config.patience, mode=mode)
         reducer = ReduceLR(patience=config.lr_patience, mode=mode)
         trackers = [saver, stopper, reducer]
@@ -228,23 +244,23 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     if pretrained(config) and config.head_epochs > 0 and not (state and state["phase"] > 1):
         set_trainable(model, 0)
         if prepared.features is not None:
-            head = build_head(prepared.features.shape[0], n_classes, config.dropout)
-
-            def save_head(path: Path) -> None:
-                model.get_layer("head").set_weights(head.get_layer("head").get_weights())
-                model.save(path)
-
+            with strategy.scope():
+                head = build_head(prepared.features.shape[0], n_classes, config.dropout)
             tr_ds = feature_dataset(prepared.features, train_idx, labels[train_idx], n_classes=n_classes,
                                     batch_size=max(batch, 64), shuffle=True, seed=config.seed + k)
             va_ds = feature_dataset(prepared.features, val_idx, y_val, n_classes=n_classes,
                                     batch_size=256, shuffle=False, seed=0)
-            best_state = fit(head, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, save_head)
+            head_file = fold_dir / "head_best.keras"
+            best_state = fit(head, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, head_file)
+            # the small head was checkpointed while training; the full model is written once
+            model.get_layer("head").set_weights(load_model(head_file).get_layer("head").get_weights())
+            save_model(model, best_path)
         else:
             tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
                                   batch_size=batch, shuffle=True, seed=config.seed + k,
                                   augment=make_augment(config.augment, config.seed + k))
             va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
-            best_state = fit(model, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, model.save)
+            best_state = fit(model, 1, tr_ds, va_ds, config.head_epochs, config.head_lr, best_path)
 
     # phase 2: unfreeze the top of the backbone (the whole network when it is not pretrained)
     if config.finetune_epochs > 0 or not pretrained(config):
@@ -258,7 +274,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
         va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
         epochs = config.finetune_epochs if pretrained(config) else max(config.finetune_epochs, config.head_epochs)
         lr = config.finetune_lr if pretrained(config) else config.head_lr
-        best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, model.save)
+        best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, best_path)
 
     if not best_path.is_file() or best_state is None or best_state.get("best") is None:
         raise KitError(f"{fold_dir}: fold {k} trained no epoch (check head_epochs/finetune_epochs)")

@@ -12,6 +12,8 @@ from .base import COMMANDS, console
 COMMAND_MODULES = (
     "kaggle_kit.cli.core",
     "kaggle_kit.cli.scaffold",
+    "kaggle_kit.cli.serve",
+    "kaggle_kit.cli.kaggle",
 )
 
 
