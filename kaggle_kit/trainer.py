@@ -66,9 +66,7 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
     elif only_folds is not None:
         raise KitError("only_folds needs an existing run (resume=<run id>)")
     else:
-        run = RunRecord.create(project, competition.slug, backbone=config.backbone, config=config.to_dict(),
-                               classes=list(competition.classes), metric=competition.metric,
-                               direction=competition.scorer.direction, versions=library_versions())
+        run = new_run(project, competition, config)
     report("run", run_id=run.run_id, path=str(run.path), resumed=bool(resume))
     start = time.perf_counter() - run.seconds
     try:
@@ -107,6 +105,13 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
         run.seconds = round(time.perf_counter() - start, 1)
         run.save()
         raise
+
+
+def new_run(project: Project, competition: Competition, config: TrainConfig) -> RunRecord:
+    """A new run record of ``config``, status running (``--parallel-folds`` creates it before its workers)."""
+    return RunRecord.create(project, competition.slug, backbone=config.backbone, config=config.to_dict(),
+                            classes=list(competition.classes), metric=competition.metric,
+                            direction=competition.scorer.direction, versions=library_versions())
 
 
 def prepare(project: Project, competition: Competition, config: TrainConfig, report: Report = _quiet) -> Prepared:
