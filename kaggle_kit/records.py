@@ -42,7 +42,7 @@ class RecordFile:
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         out = np.empty((len(indices), *self.shape), self.dtype)
-        view = out.reshape(len(indices), -1).view(np.uint8)
+        view = out.view(np.uint8).reshape(len(indices), self.record_bytes)  # explicit: works for 0 rows
         fd = self._fd()
         for row, i in enumerate(indices):
             view[row] = np.frombuffer(os.pread(fd, self.record_bytes, int(i) * self.record_bytes), np.uint8)
