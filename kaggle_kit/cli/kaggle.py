@@ -1,0 +1,149 @@
+"""Kaggle commands: fetch, submit, status. They render; the work is in fetch.py, submit.py, status.py.
+
+All traffic goes through the official ``kaggle`` client (see :mod:`kaggle_kit.kaggle_api`), so the
+commands work against kaggle.com or a compatible server (``python -m kaggle_kit.server``).
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import KitError
+from .base import arg, command, competition_arg, console
+
+
+def _project():
+    from ..project import Project
+
+    return Project.find()
+
+
+def _slug(project, given: str | None) -> str:
+    slug = given or project.default_slug()
+    if not slug:
+        raise KitError("no competition named and no default set: pass one, e.g. `kaggle-kit fetch cifar-10`")
+    return slug
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+@command("fetch", "download a competition's data into data/<slug>/ (does nothing when it is complete)",
+         competition_arg(),
+         arg("--force", action="store_true", help="download and extract again even if the data is complete"))
+def fetch_cmd(args: argparse.Namespace) -> int:
+    from ..fetch import fetch
+    from ..kaggle_api import KaggleClient
+
+    project = _project()
+    slug = _slug(project, args.competition)
+    out = console()
+    with out.status(f"fetching {slug} ..."):
+        result = fetch(project, slug, client=KaggleClient(), force=args.force)
+    where = result.path
+    if result.action == "in_place":
+        out.print(f"{slug}: using the Kaggle notebook's data in place at {where}")
+    elif result.action == "present":
+        out.print(f"{slug}: already complete at {where} (use --force to download again)")
+    else:
+        out.print(f"{slug}: {result.files} files ({result.archive_bytes:,} bytes) extracted into {where}")
+    out.print(f"default competition: {slug}")
+    return 0
+
+
+@command("submit", "upload a run's predictions to Kaggle and record the submission in the run",
+         competition_arg(),
+         arg("--best", action="store_true", help="the run with the best CV (the default)"),
+         arg("--run", metavar="RUN_ID", help="a specific run"),
+         arg("-m", "--message", help="submission description (default: run id, backbone and CV score)"),
+         arg("--file", metavar="CSV", help="submit this CSV for the run instead of the run's own predictions"),
+         arg("--dry-run", action="store_true", help="build and validate the CSV, upload nothing"))
+def submit_cmd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..kaggle_api import KaggleClient
+    from ..runs import pick_run
+    from ..submit import submit_run
+
+    if args.best and args.run:
+        raise KitError("pass --best or --run <id>, not both")
+    project = _project()
+    competition = project.competition(args.competition)
+    run = pick_run(project, competition, args.run)
+    out = console()
+    with out.status(f"submitting run {run.run_id} to {competition.slug} ..."):
+        result = submit_run(project, competition, run, client=KaggleClient(), message=args.message,
+                            dry_run=args.dry_run, csv=Path(args.file) if args.file else None)
+    if result.dry_run:
+        out.print(f"dry run: {result.file} is valid; it would be submitted as {result.message!r}")
+    else:
+        out.print(f"submitted {result.file} to {competition.slug}: ref {result.ref}, {result.message!r}")
+        out.print(f"see the score with `kaggle-kit status {competition.slug} --wait`")
+    return 0
+
+
+@command("status", "my submissions and scores, submissions left today, and the leaderboard",
+         competition_arg(),
+         arg("--wait", action="store_true", help="poll until pending submissions are scored"),
+         arg("--timeout", type=float, default=600.0, metavar="S", help="give up waiting after S seconds (600)"),
+         arg("--top", type=_positive, default=10, metavar="N", help="leaderboard rows to show (10)"))
+def status_cmd(args: argparse.Namespace) -> int:
+    from ..kaggle_api import KaggleClient
+    from ..status import competition_status, wait_for_scores
+
+    project = _project()
+    slug = _slug(project, args.competition)
+    client = KaggleClient()
+    out = console()
+    if args.wait:
+        with out.status(f"waiting for {slug} scores (up to {args.timeout:.0f} s) ..."):
+            report = wait_for_scores(project, slug, client=client, top=args.top, timeout=args.timeout)
+    else:
+        report = competition_status(project, slug, client=client, top=args.top)
+    render_status(out, report)
+    if args.wait and report.pending:
+        raise KitError(f"{slug}: {report.pending} submission(s) still pending after {args.timeout:.0f} s")
+    return 0
+
+
+def render_status(out, report) -> None:
+    from rich.table import Table
+
+    def fmt(score: float | None) -> str:
+        return "" if score is None else f"{score:.5f}"
+
+    def when(date) -> str:
+        return date.strftime("%Y-%m-%d %H:%M") if date else ""
+
+    colour = {"complete": "green", "pending": "yellow", "error": "red"}
+    mine = Table(title=f"my submissions to {report.slug}", box=None, title_justify="left")
+    for name in ("ref", "date (UTC)", "status", "public", "private"):
+        mine.add_column(name, no_wrap=True)
+    mine.add_column("run / description", overflow="fold")
+    for row in report.submissions:
+        s = row.info
+        mine.add_row(str(s.ref), when(s.date), f"[{colour.get(s.status, 'white')}]{s.status}[/]",
+                     fmt(s.public_score), fmt(s.private_score), row.run_id or s.description)
+    if report.submissions:
+        out.print(mine)
+        for row in report.submissions:
+            if row.info.status == "error":
+                out.print(f"[red]{row.info.ref} failed:[/] {row.info.error or '(no reason given)'}")
+    else:
+        out.print(f"no submissions to {report.slug} yet")
+    if report.limits is not None:
+        out.print(f"submissions left today: {report.limits.allowed_now} ({report.limits.today} made today)")
+    board = Table(title="public leaderboard", box=None, title_justify="left")
+    for name in ("rank", "team", "score", "date (UTC)"):
+        board.add_column(name, no_wrap=name != "team", overflow="fold")
+    for r in report.leaderboard:
+        board.add_row(str(r.rank), r.team_name, fmt(r.score), when(r.date))
+    out.print(board)
+    if report.my_rank:
+        of = f" of {report.team_count} teams" if report.team_count else ""
+        out.print(f"my position: {report.my_rank}{of}")
+    else:
+        out.print("my position: not on the leaderboard yet")
