@@ -38,6 +38,8 @@ class TrainConfig:
     finetune_epochs: int = 0
     finetune_lr: float = 1e-4
     unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm stays frozen)
+    finetune_from: str | None = None   # or: train everything above this backbone layer on cached
+                                       # activations of the frozen layers below (fast; flips only)
     augment: str = "light"             # augmentation preset for phase 2 (see pipeline.AUGMENTS)
     # optimisation
     batch_size: int = 32

@@ -81,6 +81,40 @@ def feature_extractor(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, model.get_layer("head_dropout").input)
 
 
+def partial_backbone(model: keras.Model, layer: str | None) -> keras.Model:
+    """Raw images -> the output of backbone ``layer`` (None: the pooled features)."""
+    if layer is None:
+        return feature_extractor(model)
+    base = backbone_of(model)
+    bottom = keras.Model(base.input, _backbone_layer(base, layer).output)
+    inputs = keras.Input(model.input.shape[1:])
+    return keras.Model(inputs, bottom(model.get_layer("preprocess")(inputs)))
+
+
+def top_model(model: keras.Model, layer: str) -> keras.Model:
+    """The backbone above ``layer`` plus the head, as a model from that layer's output to the class
+    probabilities. It shares weights with ``model``: training it trains the classifier's top."""
+    base = backbone_of(model)
+    cut = _backbone_layer(base, layer)
+    upper = keras.Model(cut.output, base.output)
+    for lyr in upper.layers:
+        lyr.trainable = not isinstance(lyr, layers.BatchNormalization)
+    inputs = keras.Input(cut.output.shape[1:])
+    x = model.get_layer("head_dropout")(upper(inputs))
+    return keras.Model(inputs, model.get_layer("head")(x), name="top")
+
+
+def _backbone_layer(base: keras.Model, layer: str):
+    from .errors import KitError
+    from .registry import unknown_message
+
+    try:
+        return base.get_layer(layer)
+    except ValueError:
+        names = [lyr.name for lyr in base.layers]
+        raise KitError(unknown_message(f"layer of backbone {base.name}", layer, names[-12:])) from None
+
+
 def set_trainable(model: keras.Model, unfreeze: int) -> None:
     """Freeze the backbone except its top ``unfreeze`` layers; BatchNorm layers always stay frozen."""
     base = backbone_of(model)

@@ -48,6 +48,7 @@ class Prepared:
     images: Any
     splits: list
     features: Any = None
+    activations: Any = None         # frozen-layer outputs for phase 2 with ``finetune_from``
     warnings: list[str] = field(default_factory=list)
 
 
@@ -131,6 +132,10 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
     if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
         report("stage", message=f"computing {config.backbone} features (cached for later runs)")
         prepared.features = backbone_features(project, config, manifest, images, report)
+    if pretrained(config) and config.finetune_epochs > 0 and config.finetune_from:
+        report("stage", message=f"computing {config.backbone} activations at {config.finetune_from} (cached)")
+        prepared.activations = backbone_outputs(project, config, images, layer=config.finetune_from,
+                                                flip=config.augment != "none", report=report)
     return prepared
 
 
@@ -159,29 +164,42 @@ def weights_id(weights: str) -> str:
 
 def backbone_features(project: Project, config: TrainConfig, manifest: Manifest, images, report: Report = _quiet):
     """Pooled features of every image through the frozen pretrained backbone, cached on disk."""
+    return backbone_outputs(project, config, images, layer=None, flip=False, report=report)
+
+
+def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: str | None, flip: bool,
+                     report: Report = _quiet):
+    """Every image run once through the frozen pretrained backbone, up to ``layer`` (None: the pooled
+    features), cached on disk. With ``flip`` the mirrored images follow as records N..2N-1."""
     from .backbones import get_backbone
-    from .model import build_model, feature_extractor
+    from .model import build_model, partial_backbone
 
     backbone = get_backbone(config.backbone)
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
-                    size=config.image_size, preprocess=backbone.preprocess)
+                    size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip)
+    kind = "features" if layer is None else "activations"
     cache = Cache(project.cache)
-    found = cache.find("features", key)
+    found = cache.find(kind, key)
     if found is not None:
         return found
     model = build_model(backbone, n_classes=2, image_size=config.image_size, weights=config.weights,
                         dropout=0.0, cache_dir=project.cache)
-    extract = feature_extractor(model)
+    extract = partial_backbone(model, layer)
+    n = len(images)
 
     def produce():
         batch = 64
-        for start in range(0, len(images), batch):
-            x = images.read(range(start, min(start + batch, len(images)))).astype(np.float32)
-            yield extract(x, training=False).numpy().astype(np.float16)
-            report("progress", task="features", done=min(start + batch, len(images)), total=len(images))
+        for mirrored in ([False, True] if flip else [False]):
+            for start in range(0, n, batch):
+                x = images.read(range(start, min(start + batch, n))).astype(np.float32)
+                if mirrored:
+                    x = x[:, :, ::-1]
+                yield extract(x, training=False).numpy().astype(np.float16)
+                report("progress", task=kind, done=min(start + batch, n), total=n)
 
-    return cache.get_or_build("features", key, (int(extract.output.shape[-1]),), np.float16, produce,
-                              {"n": len(images), "backbone": backbone.name, "size": config.image_size})
+    return cache.get_or_build(kind, key, tuple(int(d) for d in extract.output.shape[1:]), np.float16, produce,
+                              {"n": n * (2 if flip else 1), "backbone": backbone.name, "size": config.image_size,
+                               "layer": layer})
 
 
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: Prepared,
@@ -190,7 +208,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
 
     from .backbones import get_backbone
     from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState
-    from .model import build_head, build_model, load_model, save_model, set_trainable
+    from .model import build_head, build_model, load_model, save_model, set_trainable, top_model
     from .pipeline import feature_dataset, image_dataset, make_augment
     from .strategy import get_strategy
 
@@ -215,13 +233,14 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     best_state: dict | None = None
     epochs_run = 0
 
-    def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, best_file: Path) -> dict:
-        """One phase; the best ``trainee`` goes to ``best_file``; resumes from ``last.keras``
-        when the saved state is in this phase."""
+    def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, best_file: Path,
+            save: Callable[[Path], None] | None = None) -> dict:
+        """One phase; the best model (``save``, default ``trainee.save``) goes to ``best_file``;
+        resumes from ``last.keras`` when the saved state is in this phase."""
         nonlocal epochs_run
         initial = 0
         evaluator = EvaluateMetric(val_ds, y_val, competition.scorer)
-        saver = SaveBest(path=best_file, save=trainee.save, evaluator=evaluator, mode=mode)
+        saver = SaveBest(path=best_file, save=save or trainee.save, evaluator=evaluator, mode=mode)
         stopper = EarlyStop(patience=config.patience, mode=mode)
         reducer = ReduceLR(patience=config.lr_patience, mode=mode)
         trackers = [saver, stopper, reducer]
@@ -271,15 +290,27 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     if config.finetune_epochs > 0 or not pretrained(config):
         if best_path.is_file():
             model.set_weights(load_model(best_path).get_weights())
-        unfreeze = config.unfreeze if pretrained(config) else 10_000
-        set_trainable(model, unfreeze)
-        tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
-                              batch_size=batch, shuffle=True, seed=config.seed + k,
-                              augment=make_augment(config.augment, config.seed + k))
-        va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
         epochs = config.finetune_epochs if pretrained(config) else max(config.finetune_epochs, config.head_epochs)
         lr = config.finetune_lr if pretrained(config) else config.head_lr
-        best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, best_path)
+        if prepared.activations is not None:
+            # train only the layers above ``finetune_from`` on the cached activations below it
+            with strategy.scope():
+                top = top_model(model, config.finetune_from)
+            n = len(prepared.images)
+            flips = len(prepared.activations) // n
+            tr_idx = np.concatenate([train_idx + f * n for f in range(flips)])
+            tr_ds = feature_dataset(prepared.activations, tr_idx, np.tile(labels[train_idx], flips),
+                                    n_classes=n_classes, batch_size=batch, shuffle=True, seed=config.seed + k)
+            va_ds = feature_dataset(prepared.activations, val_idx, y_val, n_classes=n_classes,
+                                    batch_size=256, shuffle=False, seed=0)
+            best_state = fit(top, 2, tr_ds, va_ds, epochs, lr, best_path, save=model.save)
+        else:
+            set_trainable(model, config.unfreeze if pretrained(config) else 10_000)
+            tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
+                                  batch_size=batch, shuffle=True, seed=config.seed + k,
+                                  augment=make_augment(config.augment, config.seed + k))
+            va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
+            best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, best_path)
 
     if not best_path.is_file() or best_state is None or best_state.get("best") is None:
         raise KitError(f"{fold_dir}: fold {k} trained no epoch (check head_epochs/finetune_epochs)")
