@@ -1,0 +1,59 @@
+"""``kaggle-kit serve``: an HTTP prediction service for one run (see :mod:`kaggle_kit.serve`)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .base import arg, command, competition_arg, console
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+@command("serve", "serve a run's fold ensemble over HTTP: POST /predict, GET /health, GET /info",
+         competition_arg(),
+         arg("--best", action="store_true", help="the run with the best CV (the default)"),
+         arg("--run", metavar="RUN_ID", help="a specific run"),
+         arg("--host", help="address to listen on (default 127.0.0.1: this machine only)"),
+         arg("--port", type=int, help="port to listen on; 0 picks a free one (default 8000)"),
+         arg("--top-k", type=positive, help="classes per answer unless a request sets k (default 3)"),
+         arg("--max-bytes", type=positive, help="largest request body accepted, in bytes (default 20 MiB)"),
+         arg("--tta", action=argparse.BooleanOptionalAction, default=None,
+             help="average with the flipped image unless a request sets tta (default: the run's setting)"),
+         arg("--threads", type=positive, help="worker threads handling requests (default 4)"))
+def serve_cmd(args: argparse.Namespace) -> int:
+    from ..project import Project
+    from ..runs import pick_run
+    from ..serve import serve
+
+    project = Project.find()
+    comp = project.competition(args.competition)
+    run = pick_run(project, comp, args.run)
+    out = console()
+
+    def report(kind: str, **fields: Any) -> None:
+        if kind != "ready":
+            return
+        cv = f"{run.cv:.4f}" if run.cv is not None else "-"
+        out.print(f"serving [bold]{fields['run_id']}[/] ({comp.slug}, CV {comp.metric} {cv}, "
+                  f"{fields['folds']} fold model(s), tta {'on' if fields['tta'] else 'off'}) "
+                  f"on [bold]{fields['url']}[/]")
+        out.print(f"try: curl -F image=@picture.png '{fields['url']}/predict?k={fields['top_k']}'   "
+                  f"(Ctrl-C stops)")
+        if args.host is not None and args.host not in LOOPBACK:
+            out.print(f"[yellow]warning:[/] listening on {args.host}: anyone who can reach this machine "
+                      f"can use the service (it has no authentication)")
+
+    options = {k: getattr(args, k) for k in ("host", "port", "top_k", "max_bytes", "tta", "threads")}
+    try:
+        serve(run, **{k: v for k, v in options.items() if v is not None}, report=report)
+    except KeyboardInterrupt:  # while the models load; once serving, waitress returns on Ctrl-C itself
+        pass
+    out.print("stopped")
+    return 0

@@ -1,0 +1,224 @@
+"""`kaggle-kit serve`: a real server process on a free port, a real trained toy run, real HTTP calls."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from kaggle_kit.cli import main
+from kaggle_kit.errors import KitError
+from kaggle_kit.project import Project
+from kaggle_kit.runs import RunRecord
+from kaggle_kit.serve import serve
+
+CLASSES = ("red", "green", "blue")
+MAX_BYTES = 16384
+RED = np.full((40, 40, 3), (230, 20, 20), np.uint8)  # a clearly red picture, bigger than the training ones
+PLUGIN = '''from kaggle_kit.competition import Competition, Submission
+from kaggle_kit.layouts import ClassFolders, TestFolder
+COMPETITION = Competition(slug="toy", classes=("red", "green", "blue"), metric="accuracy",
+    train=ClassFolders(), test=TestFolder(), submission=Submission(labels="name"),
+    defaults={"backbone": "simple_cnn", "weights": "none", "image_size": 16, "head_epochs": 4, "batch_size": 16})
+'''
+
+
+def coloured(channel: int, side: int = 24, seed: int = 0) -> np.ndarray:
+    """An RGB image whose ``channel`` is bright and the others dark: its colour is its class."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
+    rgb[..., channel] = rng.integers(180, 256, (side, side))
+    return rgb
+
+
+def png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    assert ok
+    return buf.tobytes()
+
+
+@dataclass
+class Toy:
+    root: Path
+    run: RunRecord
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
+    """A project with a `toy` plugin, colour-coded training images, and a 2-fold run trained on them."""
+    from kaggle_kit.trainer import train
+
+    root = tmp_path_factory.mktemp("serve")
+    (root / "competitions").mkdir()
+    (root / "competitions" / "toy.py").write_text(PLUGIN)
+    for c, name in enumerate(CLASSES):
+        folder = root / "data" / "toy" / "train" / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            (folder / f"{i}.png").write_bytes(png(coloured(c, seed=100 * c + i)))
+    (root / "data" / "toy" / "test").mkdir()
+    project = Project(root)
+    comp = project.competition("toy")
+    run = train(project, comp, comp.config(overrides={"folds": 2}))
+    assert run.status == "complete" and len(run.folds) == 2
+    return Toy(root, run)
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+
+    def post(self, path: str = "/predict", **kw) -> requests.Response:
+        return requests.post(self.url + path, timeout=60, **kw)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.url + path, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(toy: Toy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`kaggle-kit serve toy --run <id> --port 0` as a subprocess; its URL is read from its first line."""
+    script = Path(sys.executable).with_name("kaggle-kit")
+    assert script.is_file(), f"{script}: the console script is not installed"
+    log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
+    env = {**os.environ, "KAGGLE_KIT_HOME": str(toy.root), "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as err:  # SIGINT as the default: a shell may start pytest with it ignored
+        process = subprocess.Popen([str(script), "serve", "toy", "--run", toy.run.run_id, "--port", "0",
+                                    "--max-bytes", str(MAX_BYTES)], cwd=toy.root, env=env,
+                                   stdout=subprocess.PIPE, stderr=err, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
+    try:
+        first = lines.get(timeout=180)
+    except queue.Empty:
+        first = ""
+    found = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
+    try:
+        assert found, f"no URL in {first!r}; stderr: {log.read_text()[-2000:]}"
+        assert toy.run.run_id in first
+        yield Server(found.group(1), process)
+        process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
+        assert process.wait(timeout=30) == 0
+        reader.join(timeout=30)  # stdout is at its end: every line is queued
+        assert list(lines.queue)[-1].strip() == "stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_a_red_image_is_red_with_sorted_probabilities_summing_to_one(server: Server) -> None:
+    answer = server.post(files={"photo": ("red.png", png(RED), "image/png")})
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    labels = [p["class"] for p in body["predictions"]]
+    probs = [p["probability"] for p in body["predictions"]]
+    assert labels[0] == "red"
+    assert sorted(labels) == sorted(CLASSES)  # default top-k 3 = every class of the toy
+    assert probs == sorted(probs, reverse=True)
+    assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert body["tta"] is True  # the run's own setting (TrainConfig.tta) unless the request says otherwise
+
+
+def test_raw_body_k_and_tta_options(server: Server) -> None:
+    image = png(RED)
+    as_form = server.post(files={"x": ("red.png", image)}, data={"top_k": "1", "tta": "no"}).json()
+    raw = server.post("/predict?k=1&tta=0", data=image, headers={"Content-Type": "image/png"}).json()
+    raw_untyped = server.post("/predict?k=1&tta=false", data=image).json()  # curl's --data-binary default type
+
+    assert as_form == raw == raw_untyped
+    assert raw["tta"] is False and len(raw["predictions"]) == 1 and raw["predictions"][0]["class"] == "red"
+    capped = server.post("/predict?k=50", data=image).json()
+    assert len(capped["predictions"]) == len(CLASSES)
+
+
+def test_health_and_info_describe_the_run(server: Server, toy: Toy) -> None:
+    health = server.get("/health")
+    info = server.get("/info").json()
+
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert info == {"competition": "toy", "run_id": toy.run.run_id, "classes": list(CLASSES), "cv": toy.run.cv,
+                    "metric": "accuracy", "direction": "max", "backbone": "simple_cnn", "image_size": 16,
+                    "resize": "stretch", "folds": 2, "top_k": 3, "tta": True, "max_bytes": MAX_BYTES}
+
+
+@pytest.mark.parametrize("request_kw, status, message", [
+    ({"data": b""}, 400, "empty request"),
+    ({"files": {"file": ("notes.txt", b"not an image, just text\n", "text/plain")}}, 400, "not a usable image"),
+    ({"files": {"file": ("cut.png", png(coloured(0))[:60], "image/png")}}, 400, "truncated PNG"),
+    ({"data": np.random.default_rng(1).bytes(MAX_BYTES + 1000)}, 413, f"limit is {MAX_BYTES} bytes"),
+    ({"files": {"big": ("big.png", np.random.default_rng(2).bytes(MAX_BYTES + 1000))}}, 413, "too large"),
+    ({"params": {"k": "two"}, "data": png(coloured(0))}, 400, "k must be a positive integer"),
+    ({"params": {"tta": "maybe"}, "data": png(coloured(0))}, 400, "tta must be"),
+], ids=["empty", "text-file", "truncated", "oversized-raw", "oversized-upload", "bad-k", "bad-tta"])
+def test_refused_requests_get_a_json_4xx_and_the_server_keeps_running(server: Server, request_kw: dict,
+                                                                       status: int, message: str) -> None:
+    answer = server.post(**request_kw)
+
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"] == "application/json"
+    assert message in answer.json()["error"]
+    assert server.process.poll() is None
+    assert server.get("/health").status_code == 200
+    assert server.post(data=png(coloured(0))).status_code == 200
+
+
+def test_unknown_routes_and_methods_answer_json(server: Server) -> None:
+    missing, wrong_method = server.get("/nope"), server.get("/predict")
+
+    assert (missing.status_code, wrong_method.status_code) == (404, 405)
+    assert missing.json() == {"error": "Not Found: GET /nope"}
+    assert wrong_method.json() == {"error": "Method Not Allowed: GET /predict"}
+
+
+def test_concurrent_requests_all_succeed_with_identical_answers(server: Server) -> None:
+    images = [png(coloured(c, side=32, seed=50 + c)) for c in range(3)]
+    expected = [server.post(data=img).json() for img in images]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda i: (i % 3, server.post(data=images[i % 3])), range(24)))
+
+    assert all(a.status_code == 200 for _, a in answers)
+    assert all(a.json() == expected[c] for c, a in answers)
+
+
+def test_an_unknown_run_is_a_one_line_error(toy: Toy, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("KAGGLE_KIT_HOME", str(toy.root))
+
+    assert main(["serve", "toy", "--run", "no-such-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no-such-run" in err and "\n" not in err
+
+
+def test_a_busy_port_is_a_kit_error(toy: Toy) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(KitError, match=rf"127\.0\.0\.1:{port}: cannot listen .*pick another --port"):
+            serve(toy.run, port=port)
+
+
+def test_the_cli_loads_without_flask() -> None:
+    code = ("import sys; from kaggle_kit.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('flask', 'waitress', 'tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
