@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +24,7 @@ import keras
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_json
+from .errors import DiskFullError, KitError
 from .metrics import Metric, log_loss
 
 
@@ -174,12 +177,23 @@ HISTORY_FIELDS = ["fold", "phase", "epoch", "seconds", "loss", "val_score", "val
 
 
 def append_row(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    """Append one history row (the header first in a new file). A failed write (a full disk) cuts
+    the file back to its earlier rows and raises :class:`DiskFullError` or :class:`KitError`."""
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+            if size == 0:
+                writer.writeheader()
+            writer.writerow(row)
+    except OSError as e:
+        try:
+            os.truncate(path, size)   # drop a partly written row
+        except OSError:
+            pass
+        if e.errno == errno.ENOSPC:
+            raise DiskFullError(f"{path}: disk full while writing; the earlier rows are intact") from None
+        raise KitError(f"{path}: could not write: {e.strerror or e}") from None
 
 
 class Progress(keras.callbacks.Callback):
@@ -202,3 +216,6 @@ class Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.report("epoch_end", epoch=epoch + 1, epochs=self.params.get("epochs"),
                     logs={k: float(v) for k, v in (logs or {}).items()}, **self.context)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.report("phase_end", **self.context)

@@ -52,6 +52,10 @@ def competition_arg(required: bool = False) -> Arg:
 
 
 def console(stderr: bool = False):
+    """A rich console; when output goes to a file or pipe, tables get 140 columns instead of 80."""
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=None if stream.isatty() else 140)

@@ -16,6 +16,7 @@ class ProgressView:
                                  TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True)
         self.tasks: dict[str, Any] = {}
         self.started = time.perf_counter()
+        self.phase: dict[str, Any] = {}      # the phase in progress: epochs seen, best score, start time
 
     def __enter__(self) -> "ProgressView":
         self.progress.start()
@@ -50,11 +51,29 @@ class ProgressView:
         elif kind == "batch":
             self._bar("epoch", None, f["steps"], f["step"])
         elif kind == "epoch_end":
+            # slow epochs (fine-tuning on images) get a line each; fast ones (a head on cached
+            # features) are summed up in one line when the phase ends
             logs = f["logs"]
             self._drop("epoch")
-            print_(f"  fold {f['fold']} phase {f['phase']} epoch {f['epoch']:>2}/{f['epochs']}  "
-                   f"loss {logs.get('loss', float('nan')):.4f}  val_score {logs.get('val_score', float('nan')):.4f}  "
-                   f"val_logloss {logs.get('val_logloss', float('nan')):.4f}  lr {logs.get('lr', 0):.1e}")
+            ph = self.phase
+            if ph.get("key") != (f["fold"], f["phase"]):
+                ph.clear()
+                ph.update(key=(f["fold"], f["phase"]), start=time.perf_counter(), epochs=0, best=None)
+            ph["epochs"] += 1
+            score = logs.get("val_score", float("nan"))
+            if ph["best"] is None or (score, -logs.get("val_logloss", 0)) > ph["best"][:2]:
+                ph["best"] = (score, -logs.get("val_logloss", 0), f["epoch"])
+            if time.perf_counter() - ph.get("last", ph["start"]) > 10:
+                print_(f"  fold {f['fold']} phase {f['phase']} epoch {f['epoch']:>2}/{f['epochs']}  "
+                       f"loss {logs.get('loss', float('nan')):.4f}  val_score {score:.4f}  "
+                       f"val_logloss {logs.get('val_logloss', float('nan')):.4f}  lr {logs.get('lr', 0):.1e}")
+            ph["last"] = time.perf_counter()
+        elif kind == "phase_end" and self.phase.get("key") == (f["fold"], f["phase"]):
+            ph = self.phase
+            name = "head on frozen backbone" if f["phase"] == 1 else "fine-tuning"
+            print_(f"  fold {f['fold']} phase {f['phase']} ({name}): {ph['epochs']} epochs in "
+                   f"{time.perf_counter() - ph['start']:.0f}s, best val_score {ph['best'][0]:.4f} "
+                   f"(epoch {ph['best'][2]})")
         elif kind == "resume":
             print_(f"  fold {f['fold']}: resuming phase {f['phase']} at epoch {f['epoch'] + 1}")
         elif kind == "fold_skip":
