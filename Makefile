@@ -5,7 +5,7 @@ KIT    := $(VENV)/bin/kaggle-kit
 STAMP  := $(VENV)/.installed-stamp
 COMP   ?=
 
-.PHONY: install test demo fetch clean
+.PHONY: install test demo fetch clean browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# the report tests open pages in headless Chromium; installed once (needs root, as on CI)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: $(STAMP)
 	$(PY) -m kaggle_kit.demo

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "kaggle_kit.cli.scaffold",
     "kaggle_kit.cli.serve",
     "kaggle_kit.cli.kaggle",
+    "kaggle_kit.cli.report",
 )
 
 
