@@ -64,6 +64,7 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
         if run.status == "complete":
             raise KitError(f"{run.path}: run {run.run_id} is already complete")
         config = TrainConfig.from_dict(run.config)
+        run.status = "running"            # not "interrupted" or "failed" while it trains again
     elif only_folds is not None:
         raise KitError("only_folds needs an existing run (resume=<run id>)")
     else:
@@ -105,6 +106,14 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
         run.status = "interrupted"
         run.seconds = round(time.perf_counter() - start, 1)
         run.save()
+        raise
+    except KitError:
+        if only_folds is None:            # a fold worker's failure is recorded by its parent
+            run.status = "failed"
+            try:
+                run.save()
+            except KitError:              # e.g. the disk is still full: the first error is the one to show
+                pass
         raise
 
 
