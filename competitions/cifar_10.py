@@ -11,5 +11,11 @@ COMPETITION = Competition(
     test=TestFolder(folder="test"),
     submission=Submission(id_column="id", label_column="label", labels="name", ids="stem",
                           sample="sampleSubmission.csv"),
-    defaults={"image_size": 96},
+    # 50,000 training images: one 10% holdout estimates accuracy to about +-0.4%, so k-fold buys little
+    defaults={"image_size": 128, "holdout": 0.1, "head_epochs": 30, "batch_size": 64},
+    recipes={
+        "fast": {"image_size": 96, "head_epochs": 20},
+        "best": {"image_size": 160, "head_epochs": 30, "finetune_epochs": 8, "finetune_lr": 3e-4,
+                 "finetune_from": "block11_project_bn", "augment": "flip", "batch_size": 128},
+    },
 )
