@@ -57,7 +57,7 @@ class Predictor:
         total = np.zeros((len(x), len(self.classes)))
         for model in self.models:
             for v in views:
-                total += np.asarray(model(v, training=False), dtype=np.float64)
+                total += np.asarray(model.predict_on_batch(v), dtype=np.float64)
         return total / (len(self.models) * len(views))
 
     def predict_dataset(self, records, indices: np.ndarray, tta: bool, batch_size: int = 64,
