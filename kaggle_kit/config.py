@@ -65,4 +65,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        return cls().merged(dict(data))
+        """From a run record; keys another kit version wrote and this one lacks are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls().merged({k: v for k, v in data.items() if k in names})

@@ -16,11 +16,13 @@ import numpy as np
 
 from .cache import Cache
 from .competition import Competition
+from .config import TrainConfig
 from .errors import KitError
 from .manifest import build_manifest
 from .project import Project
 from .runs import RunRecord
 from .submission import build_frame, expected_ids, read_as_proba, validate_frame, write_submission
+from .trainer import backbone_outputs, head_only
 
 Report = Callable[..., None]
 
@@ -75,6 +77,19 @@ class Predictor:
                 report("progress", task="predict", done=m * len(views) + v + 1, total=steps)
         return total / steps
 
+    def predict_features(self, features, n: int, tta: bool) -> np.ndarray:
+        """For head-only runs: every fold model shares the frozen backbone, so the (cached) test
+        features are computed once and only each fold's head runs. Records n..2n-1 are the mirrored
+        images when ``tta``."""
+        x = features.read_all().astype(np.float32)
+        views = [x[:n], x[n:2 * n]] if tta else [x[:n]]
+        total = np.zeros((n, len(self.classes)))
+        for model in self.models:
+            head = model.get_layer("head")
+            for v in views:
+                total += np.asarray(head(v), dtype=np.float64)
+        return total / (len(self.models) * len(views))
+
 
 def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: bool,
                  report: Report = _quiet) -> tuple[list[str], np.ndarray, list[str]]:
@@ -85,7 +100,12 @@ def predict_test(project: Project, competition: Competition, run: RunRecord, *, 
         raise KitError(f"{competition.slug} has no test split: nothing to predict")
     predictor = Predictor.from_run(run)
     records = Cache(project.cache).images(manifest, predictor.image_size, predictor.resize)
-    proba = predictor.predict_dataset(records, np.arange(len(manifest)), tta, report=report)
+    config = TrainConfig.from_dict(run.config)
+    if head_only(config):
+        features = backbone_outputs(project, config, records, layer=None, flip=tta, report=report)
+        proba = predictor.predict_features(features, len(manifest), tta)
+    else:
+        proba = predictor.predict_dataset(records, np.arange(len(manifest)), tta, report=report)
     by_id = {competition.submission.id_of(i): p for i, p in zip(manifest.ids, proba)}
     all_test_ids = list(manifest.ids) + [Path(e.path).name for e in manifest.excluded]
     ids = expected_ids(competition, root, all_test_ids)

@@ -163,6 +163,11 @@ def pretrained(config: TrainConfig) -> bool:
     return config.weights not in ("none", "") and config.backbone != "simple_cnn"
 
 
+def head_only(config: TrainConfig) -> bool:
+    """Only the head was trained, on cached features: every fold model has the same backbone."""
+    return pretrained(config) and config.head_epochs > 0 and config.head_on_features and config.finetune_epochs == 0
+
+
 def weights_id(weights: str) -> str:
     path = Path(weights)
     if weights in ("imagenet", "none") or not path.is_file():
