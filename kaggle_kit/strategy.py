@@ -84,7 +84,7 @@ def _tpu() -> Strategy:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, OSError) as e:  # OSError: a TPU name that does not resolve
         raise KitError(f"--strategy tpu: no TPU found ({e})") from None
     s = tf.distribute.TPUStrategy(resolver)
     return Strategy("tpu", s, s.num_replicas_in_sync, False)

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "kaggle_kit.cli.serve",
     "kaggle_kit.cli.kaggle",
     "kaggle_kit.cli.report",
+    "kaggle_kit.cli.cache",
 )
 
 

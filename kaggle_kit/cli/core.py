@@ -82,6 +82,7 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--group-duplicates", action="store_true", default=None,
              help="keep near-duplicate images on one side of every split"),
          arg("--strategy", choices=["auto", "cpu", "gpu", "mirrored", "tpu"]),
+         arg("--parallel-folds", type=int, metavar="N", help="train folds in N processes, one per GPU"),
          arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
 def train_cmd(args: argparse.Namespace) -> int:
     from ..trainer import train
@@ -94,7 +95,13 @@ def train_cmd(args: argparse.Namespace) -> int:
         project.set_default(comp.slug)
     out = console()
     with ProgressView(out) as view:
-        run = train(project, comp, config, resume=args.resume, report=view)
+        if args.parallel_folds not in (None, 1):
+            from ..parallel import train_parallel
+
+            run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
+                                 report=view)
+        else:
+            run = train(project, comp, config, resume=args.resume, report=view)
     for w in run.warnings:
         out.print(f"[yellow]warning:[/] {w}")
     if run.excluded:
