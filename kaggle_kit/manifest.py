@@ -103,9 +103,15 @@ def build_manifest(competition: Competition, root: Path, split: Split, *, cache_
     if items and not good:
         raise DataError(f"{root}: none of the {len(items)} {split} images is readable")
     paths = [items[i].path for i in good]
-    return Manifest(split=split, root=root, ids=tuple(items[i].id for i in good), paths=tuple(paths),
+    ids = tuple(items[i].id for i in good)
+    groups = None
+    if split == "train" and competition.group_column:  # the plugin's group column (read by kaggle_kit.audit)
+        from .audit import group_column  # lazily: audit imports this module
+
+        groups = group_column(competition, root, ids)
+    return Manifest(split=split, root=root, ids=ids, paths=tuple(paths),
                     labels=labels, infos=tuple(checked[i] for i in good), excluded=excluded,
-                    fingerprint=_fingerprint(paths))
+                    fingerprint=_fingerprint(paths), groups=groups)
 
 
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "kaggle_kit.cli.kaggle",
     "kaggle_kit.cli.report",
     "kaggle_kit.cli.cache",
+    "kaggle_kit.cli.audit",
 )
 
 
