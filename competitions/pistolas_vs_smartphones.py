@@ -17,6 +17,6 @@ COMPETITION = Competition(
         "fast": {"image_size": 160, "head_epochs": 12, "patience": 3},
         # adds fine-tuning of the last backbone stage on cached activations (flips included)
         "best": {"image_size": 224, "head_epochs": 30, "finetune_epochs": 4,
-                 "finetune_from": "block11_project_bn", "augment": "flip"},
+                 "finetune_from": "block14_add", "augment": "flip"},
     },
 )

@@ -134,10 +134,15 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
     report("stage", message=f"caching {len(manifest)} images at {config.image_size}px")
     images = cache.images(manifest, config.image_size, config.resize,
                           progress=lambda d, n: report("progress", task="cache", done=d, total=n))
-    groups = group_labels(manifest, competition, config)
+    groups = group_labels(project, manifest, competition, config)
     splits = make_splits(manifest.labels, folds=config.folds, holdout=config.holdout, seed=config.seed,
                          groups=groups)
-    prepared = Prepared(manifest=manifest, images=images, splits=splits)
+    from .audit import audit_warnings
+
+    prepared = Prepared(manifest=manifest, images=images, splits=splits,
+                        warnings=audit_warnings(project, competition, grouped=groups is not None))
+    for warning in prepared.warnings:
+        report("warning", message=warning)
     if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
         report("stage", message=f"computing {config.backbone} features (cached for later runs)")
         prepared.features = backbone_features(project, config, manifest, images, report)
@@ -148,14 +153,15 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
     return prepared
 
 
-def group_labels(manifest: Manifest, competition: Competition, config: TrainConfig) -> list[str] | None:
+def group_labels(project: Project, manifest: Manifest, competition: Competition,
+                 config: TrainConfig) -> list[str] | None:
     """Groups that must not straddle a split: the plugin's group column or near-duplicate clusters."""
     if manifest.groups is not None:
         return list(manifest.groups)
     if config.group_duplicates:
         from .audit import duplicate_groups
 
-        return duplicate_groups(manifest)
+        return duplicate_groups(manifest, cache_dir=project.cache)
     return None
 
 
