@@ -102,8 +102,6 @@ def train_cmd(args: argparse.Namespace) -> int:
                                  report=view)
         else:
             run = train(project, comp, config, resume=args.resume, report=view)
-    for w in run.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
     if run.excluded:
         out.print(f"[yellow]{len(run.excluded)} unreadable image(s) left out[/] (listed in {run.json_path}):")
         for e in run.excluded[:5]:
