@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields

@@ -36,7 +36,7 @@ from .atomic import atomic_write_text
 from .competition import Submission
 from .errors import DataError, KitError
 from .layouts import (IMAGE_EXTENSIONS, LAYOUTS, ClassFolders, ClassInFilename, Item, LabelsCSV, NoTest,
-                      TestFolder, image_files, natural_key)
+                      TestFolder, image_files)
 from .registry import Registry
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

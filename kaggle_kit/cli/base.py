@@ -43,6 +43,14 @@ def command(name: str, help: str, *args: Arg) -> Callable:
     return add
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def competition_arg(required: bool = False) -> Arg:
     if required:
         return arg("competition", help="competition slug (see `kaggle-kit competitions`)")

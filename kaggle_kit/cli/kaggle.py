@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import KitError
-from .base import arg, command, competition_arg, console
+from .base import arg, command, competition_arg, console, positive
 
 
 def _project():
@@ -22,13 +22,6 @@ def _slug(project, given: str | None) -> str:
     if not slug:
         raise KitError("no competition named and no default set: pass one, e.g. `kaggle-kit fetch cifar-10`")
     return slug
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 @command("fetch", "download a competition's data into data/<slug>/ (does nothing when it is complete)",
@@ -89,7 +82,7 @@ def submit_cmd(args: argparse.Namespace) -> int:
          competition_arg(),
          arg("--wait", action="store_true", help="poll until pending submissions are scored"),
          arg("--timeout", type=float, default=600.0, metavar="S", help="give up waiting after S seconds (600)"),
-         arg("--top", type=_positive, default=10, metavar="N", help="leaderboard rows to show (10)"))
+         arg("--top", type=positive, default=10, metavar="N", help="leaderboard rows to show (10)"))
 def status_cmd(args: argparse.Namespace) -> int:
     from ..kaggle_api import KaggleClient
     from ..status import competition_status, wait_for_scores

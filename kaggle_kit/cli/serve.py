@@ -4,16 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .base import arg, command, competition_arg, console
+from .base import arg, command, competition_arg, console, positive
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 @command("serve", "serve a run's fold ensemble over HTTP: POST /predict, GET /health, GET /info",
