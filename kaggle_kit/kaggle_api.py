@@ -13,10 +13,12 @@ kaggle.com or to any compatible server such as :mod:`kaggle_kit.server`. What th
   offline; a failed upload is an error even though the client returns normally;
 * silence: the client prints to stdout; that output is captured, never shown.
 
-Example (needs credentials and a reachable server):
-    >>> client = KaggleClient(retry=RetryPolicy(attempts=3))      # doctest: +SKIP
-    >>> [s.status for s in client.submissions("cifar-10-mini")]   # doctest: +SKIP
-    ['complete']
+Example (needs credentials and a reachable server)::
+
+    client = KaggleClient(retry=RetryPolicy(attempts=3))
+    [s.status for s in client.submissions("cifar-10-mini")]
+    # -> ['complete']
+
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """Prediction: a run's fold models, averaged (with optional flip TTA), and the submission CSV.
 
-Example (a notebook):
-    >>> from kaggle_kit.project import Project
-    >>> from kaggle_kit.runs import best_run
-    >>> project = Project.find(); comp = project.competition("cifar-10")
-    >>> path = make_submission(project, comp, best_run(project, comp))  # doctest: +SKIP
+Example (a notebook)::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.runs import best_run
+    project = Project.find(); comp = project.competition("cifar-10")
+    path = make_submission(project, comp, best_run(project, comp))
+
 """
 from __future__ import annotations
 

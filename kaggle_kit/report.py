@@ -6,13 +6,15 @@ the most confident mistakes as a thumbnail gallery and, for metrics that score p
 (log loss), a calibration plot. Nothing is loaded from the network: the folder can be zipped,
 mailed or opened offline. The page shows the run's record and configuration, never the environment.
 
-Example:
-    >>> from kaggle_kit.project import Project
-    >>> from kaggle_kit.runs import best_run
-    >>> project = Project.find()
-    >>> comp = project.competition("cifar-10")
-    >>> write_report(project, comp, best_run(project, comp))  # doctest: +SKIP
-    PosixPath('.../checkpoints/cifar-10/20261123-113203-simple_cnn-523a/report/index.html')
+Example::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.runs import best_run
+    project = Project.find()
+    comp = project.competition("cifar-10")
+    write_report(project, comp, best_run(project, comp))
+    # -> PosixPath('.../checkpoints/cifar-10/20261123-113203-simple_cnn-523a/report/index.html')
+
 """
 from __future__ import annotations
 

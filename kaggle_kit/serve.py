@@ -13,14 +13,16 @@ The models load once, before the server listens. Requests are decoded and resize
 the model calls take turns behind one lock: Keras does not promise thread-safe calls, and a single
 call already spreads over the cores through TensorFlow's own thread pool, so the lock costs little.
 
-Example (a notebook; the Flask test client needs no socket):
-    >>> from kaggle_kit.project import Project
-    >>> from kaggle_kit.predict import Predictor
-    >>> from kaggle_kit.runs import best_run
-    >>> project = Project.find(); comp = project.competition("cifar-10")
-    >>> app = create_app(Predictor.from_run(best_run(project, comp)), top_k=3)  # doctest: +SKIP
-    >>> app.test_client().post("/predict", data=open("cat.png", "rb").read()).json  # doctest: +SKIP
-    {'predictions': [{'class': 'cat', 'probability': 0.91}, ...], 'run_id': '...', 'tta': False}
+Example (a notebook; the Flask test client needs no socket)::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.predict import Predictor
+    from kaggle_kit.runs import best_run
+    project = Project.find(); comp = project.competition("cifar-10")
+    app = create_app(Predictor.from_run(best_run(project, comp)), top_k=3)
+    app.test_client().post("/predict", data=open("cat.png", "rb").read()).json
+    # -> {'predictions': [{'class': 'cat', 'probability': 0.91}, ...], 'run_id': '...', 'tta': False}
+
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """Where I stand in a competition: my submissions (with the run each came from), today's allowance,
 the top of the public leaderboard and my position; and waiting for pending scores.
 
-Example (needs credentials and a reachable server):
-    >>> report = competition_status(Project.find(), "cifar-10-mini", client=KaggleClient())  # doctest: +SKIP
-    >>> [(row.info.status, row.run_id) for row in report.submissions]                        # doctest: +SKIP
-    [('complete', '20260101-120000-efficientnet_lite0-ab12')]
+Example (needs credentials and a reachable server)::
+
+    report = competition_status(Project.find(), "cifar-10-mini", client=KaggleClient())
+    [(row.info.status, row.run_id) for row in report.submissions]
+    # -> [('complete', '20260101-120000-efficientnet_lite0-ab12')]
+
 """
 from __future__ import annotations
 

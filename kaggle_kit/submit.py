@@ -10,7 +10,7 @@ Example:
     >>> from kaggle_kit.project import Project
     >>> from kaggle_kit.runs import RunRecord
     >>> project = Project(Path(tempfile.mkdtemp()))
-    >>> run = RunRecord.create(project, "cifar-10", backbone="simple_cnn")
+    >>> run = RunRecord.create(project, "cifar-10", backbone="simple_cnn", config={"backbone": "simple_cnn"})
     >>> run.cv, run.metric = 0.8125, "accuracy"
     >>> default_message(run).split(" ", 1)[1]
     'simple_cnn CV accuracy 0.8125'

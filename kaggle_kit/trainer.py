@@ -5,13 +5,15 @@ it nearly free), phase 2 unfreezes the top of the backbone at a lower learning r
 metric picks the checkpoint (max for accuracy and F1, min for log loss); out-of-fold predictions give
 the run's CV score.
 
-Example (a notebook):
-    >>> from kaggle_kit.project import Project
-    >>> from kaggle_kit.trainer import train
-    >>> project = Project.find()
-    >>> comp = project.competition("cifar-10")
-    >>> run = train(project, comp, comp.config("fast", {"folds": 2, "limit": 400}))  # doctest: +SKIP
-    >>> run.cv  # doctest: +SKIP
+Example (a notebook)::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.trainer import train
+    project = Project.find()
+    comp = project.competition("cifar-10")
+    run = train(project, comp, comp.config("fast", {"folds": 2, "limit": 400}))
+    run.cv
+
 """
 from __future__ import annotations
 
