@@ -26,7 +26,7 @@ class TrainConfig:
     dropout: float = 0.2
     # validation
     folds: int = 5                     # stratified k-fold; ignored when holdout is set
-    holdout: float | None = None       # fraction kept out for a single holdout split
+    holdout: float | None = None       # fraction kept out for a single holdout split (None: k-fold)
     seed: int = 42
     group_duplicates: bool = False     # keep near-duplicates on one side of every split
     limit: int | None = None           # train on a stratified sample of this many images

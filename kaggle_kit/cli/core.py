@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from .base import arg, command, competition_arg, console
 
@@ -58,6 +59,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.epochs is not None:
         out["finetune_epochs"] = args.epochs
+
     if getattr(args, "group_duplicates", False) is False:
         out.pop("group_duplicates", None)
     return out
@@ -91,6 +93,8 @@ def train_cmd(args: argparse.Namespace) -> int:
     project = _project()
     comp = project.competition(args.competition)
     config = comp.config(args.recipe, _overrides(args))
+    if args.folds is not None and args.holdout is None:
+        config = dataclasses.replace(config, holdout=None)   # --folds beats a plugin's default holdout
     if project.default_slug() is None:
         project.set_default(comp.slug)
     out = console()
