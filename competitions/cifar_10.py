@@ -15,7 +15,7 @@ COMPETITION = Competition(
     defaults={"image_size": 128, "holdout": 0.1, "head_epochs": 30, "batch_size": 64},
     recipes={
         "fast": {"image_size": 96, "head_epochs": 20},
-        "best": {"image_size": 128, "head_epochs": 30, "finetune_epochs": 6, "finetune_lr": 3e-4,
+        "best": {"image_size": 128, "head_epochs": 30, "finetune_epochs": 4, "finetune_lr": 3e-4,
                  "finetune_from": "block14_add", "augment": "flip", "batch_size": 128},
     },
 )
