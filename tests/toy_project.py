@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,9 +92,14 @@ def kit_here(root: Path, *args: str, **extra_env: str) -> SimpleNamespace:
 
 
 def start_kit(root: Path, *args: str, **extra_env: str) -> subprocess.Popen:
-    """Start ``kaggle-kit <args>`` without waiting (for kill tests)."""
+    """Start ``kaggle-kit <args>`` without waiting (for kill tests).
+
+    SIGINT is reset to its default in the child: a test run started in the background by a
+    non-interactive shell inherits SIGINT as ignored, and Ctrl-C tests would then test nothing.
+    """
     return subprocess.Popen([str(KIT), *args], cwd=root, env=kit_env(root, **extra_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def run_dirs(root: Path, slug: str = "toy") -> list[Path]:
