@@ -11,7 +11,7 @@ the odd-column coefficients, so mirrored copies are found by flipping those bits
 
 Resizing, JPEG re-compression, brightness and contrast changes and mirroring keep copies within 5%
 on real data; other photos differ on about half of the signs, and even different revolvers shot
-alike on white differ on 9% or more (pistolas-vs-smartphones, see docs/inspect.md). The price of that
+alike on white differ on 9% or more (pistolas-vs-smartphones, see the README, `kaggle-kit inspect`). The price of that
 precision is that a shift by 1% of the width already changes about 10% of the signs: shifted
 copies are not near-duplicates. The *coarse* comparison, on the 8x8 lowest frequencies only,
 tolerates such shifts but cannot tell similar product photos apart; it only widens the groups that

@@ -1,4 +1,4 @@
-"""The fault matrix (docs/fault-matrix.md): each test is one row, the fault made real and the outcome
+"""The fault matrix (README: "What you can rely on when things go wrong"): each test is one row, the fault made real and the outcome
 asserted. Trainings run ``kaggle-kit`` in subprocesses on a tiny three-colour competition (see
 toy_project.py) whose train folders also hold broken and unusual images; the disk-full cases use a
 real, small tmpfs.
