@@ -69,9 +69,11 @@ class Cache:
             return None
         try:
             meta = json.loads(info.read_text())
-            return RecordFile(data, meta["shape"], np.dtype(meta["dtype"]))
+            found = RecordFile(data, meta["shape"], np.dtype(meta["dtype"]))
         except (ValueError, KeyError):
             return None
+        os.utime(data)  # mark as recently used, as get_or_build does: eviction goes least recently used first
+        return found
 
     def get_or_build(self, kind: str, key: str, shape: tuple[int, ...], dtype: Any,
                      produce: Callable[[], Iterator[np.ndarray]], meta: dict) -> RecordFile:

@@ -1,6 +1,9 @@
 """``kaggle-kit cache ls|clear`` on a tiny project's real image cache and a feature entry."""
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -69,6 +72,18 @@ def test_activations_are_listed_with_their_layer(cached: Cache, capsys: pytest.C
     assert "efficientnet_lite0 block6a_expand_activation 8px" in capsys.readouterr().out
     assert main(["cache", "clear", "--kind", "activations"]) == 0
     assert sorted(e.kind for e in cached.entries()) == ["features", "images"]
+
+
+def test_reusing_features_makes_them_recently_used(cached: Cache, capsys: pytest.CaptureFixture) -> None:
+    """A re-run finds its features with ``Cache.find``; ``ls`` and eviction must see that use."""
+    data = cached.paths("features", "f1")[0]
+    os.utime(data, (1_000_000, 1_000_000))               # last used in 1970
+    assert main(["cache", "ls", "--kind", "features"]) == 0
+    assert "01-12 " in capsys.readouterr().out
+    assert cached.find("features", "f1") is not None
+    assert data.stat().st_atime > time.time() - 60
+    main(["cache", "ls", "--kind", "features"])
+    assert time.strftime("%m-%d %H:", time.localtime()) in capsys.readouterr().out
 
 
 def test_unknown_action_is_refused(cached: Cache) -> None:
