@@ -43,6 +43,12 @@ def command(name: str, help: str, *args: Arg) -> Callable:
     return add
 
 
+def run_args() -> tuple[Arg, Arg]:
+    """``--best`` / ``--run RUN_ID``: which run a command uses (see ``runs.pick_run``)."""
+    return (arg("--best", action="store_true", help="the run with the best CV (the default)"),
+            arg("--run", metavar="RUN_ID", help="a specific run"))
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     value = int(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .base import arg, command, competition_arg, console
+from .base import arg, command, competition_arg, console, run_args
 
 
 def _project():
@@ -142,8 +142,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
 
 @command("predict", "predict the test set with a run's fold ensemble and write the submission CSV",
          competition_arg(),
-         arg("--best", action="store_true", help="the run with the best CV (the default)"),
-         arg("--run", metavar="RUN_ID", help="a specific run"),
+         *run_args(),
          arg("--tta", action=argparse.BooleanOptionalAction, default=None,
              help="average with horizontally flipped images (default: the run's setting)"))
 def predict_cmd(args: argparse.Namespace) -> int:

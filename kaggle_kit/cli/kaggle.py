@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import KitError
-from .base import arg, command, competition_arg, console, positive
+from .base import arg, command, competition_arg, console, positive, run_args
 
 
 def _project():
@@ -49,8 +49,7 @@ def fetch_cmd(args: argparse.Namespace) -> int:
 
 @command("submit", "upload a run's predictions to Kaggle and record the submission in the run",
          competition_arg(),
-         arg("--best", action="store_true", help="the run with the best CV (the default)"),
-         arg("--run", metavar="RUN_ID", help="a specific run"),
+         *run_args(),
          arg("-m", "--message", help="submission description (default: run id, backbone and CV score)"),
          arg("--file", metavar="CSV", help="submit this CSV for the run instead of the run's own predictions"),
          arg("--dry-run", action="store_true", help="build and validate the CSV, upload nothing"))

@@ -4,15 +4,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .base import arg, command, competition_arg, console, positive
+from .base import arg, command, competition_arg, console, positive, run_args
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @command("serve", "serve a run's fold ensemble over HTTP: POST /predict, GET /health, GET /info",
          competition_arg(),
-         arg("--best", action="store_true", help="the run with the best CV (the default)"),
-         arg("--run", metavar="RUN_ID", help="a specific run"),
+         *run_args(),
          arg("--host", help="address to listen on (default 127.0.0.1: this machine only)"),
          arg("--port", type=int, help="port to listen on; 0 picks a free one (default 8000)"),
          arg("--top-k", type=positive, help="classes per answer unless a request sets k (default 3)"),
