@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import os
 import time
 from pathlib import Path
@@ -177,23 +178,43 @@ HISTORY_FIELDS = ["fold", "phase", "epoch", "seconds", "loss", "val_score", "val
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one history row (the header first in a new file). A failed write (a full disk) cuts
-    the file back to its earlier rows and raises :class:`DiskFullError` or :class:`KitError`."""
-    size = path.stat().st_size if path.exists() else 0
+    """Append one history row, as one ``O_APPEND`` write so parallel fold workers never interleave.
+    A new file gets its header first: it is linked into place already holding it. A failed write (a
+    full disk) cuts the file back to its earlier rows and raises DiskFullError or KitError."""
+    size = 0
     try:
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-            if size == 0:
-                writer.writeheader()
-            writer.writerow(row)
-    except OSError as e:
+        if not path.exists():
+            _create_with_header(path)
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=HISTORY_FIELDS, extrasaction="ignore").writerow(row)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.truncate(path, size)   # drop a partly written row
-        except OSError:
-            pass
+            size = os.fstat(fd).st_size
+            os.write(fd, line.getvalue().encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if size:
+            try:
+                os.truncate(path, size)   # drop a partly written row
+            except OSError:
+                pass
         if e.errno == errno.ENOSPC:
             raise DiskFullError(f"{path}: disk full while writing; the earlier rows are intact") from None
         raise KitError(f"{path}: could not write: {e.strerror or e}") from None
+
+
+def _create_with_header(path: Path) -> None:
+    header = io.StringIO()
+    csv.DictWriter(header, fieldnames=HISTORY_FIELDS).writeheader()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(header.getvalue())
+        os.link(tmp, path)                # fails if another process created it first: keep theirs
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Progress(keras.callbacks.Callback):
