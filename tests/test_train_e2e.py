@@ -44,9 +44,11 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def feature_files(root: Path) -> dict[str, tuple[int, int]]:
-    """``name -> (inode, mtime_ns)`` of every file in the feature cache."""
+    """``name -> (inode, size)`` of every file in the feature cache. Every cache write is a new file
+    renamed into place, so a rewrite changes the inode; the mtime is not compared because reading an
+    entry touches it (least-recently-used eviction)."""
     folder = root / "cache" / "features"
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()} if folder.is_dir() else {}
+    return {p.name: (p.stat().st_ino, p.stat().st_size) for p in folder.iterdir()} if folder.is_dir() else {}
 
 
 @pytest.fixture(scope="module")
