@@ -192,7 +192,3 @@ def library_versions() -> dict[str, str]:
             continue
     out["python"] = ".".join(map(str, __import__("sys").version_info[:3]))
     return out
-
-
-def elapsed(start: float) -> float:
-    return round(time.perf_counter() - start, 2)
