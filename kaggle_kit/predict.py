@@ -23,7 +23,7 @@ from .errors import KitError
 from .manifest import build_manifest
 from .project import Project
 from .runs import RunRecord
-from .submission import build_frame, expected_ids, read_as_proba, validate_frame, write_submission
+from .submission import build_frame, expected_ids, validate_frame, write_submission
 from .trainer import backbone_outputs, head_only
 
 Report = Callable[..., None]
@@ -125,12 +125,13 @@ def make_submission(project: Project, competition: Competition, run: RunRecord, 
     """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten)."""
     tta = bool(run.config.get("tta", True)) if tta is None else tta
     path = submission_path(project, competition, run, tta)
-    if reuse and path.is_file():
-        ids = expected_ids(competition, project.data_root(competition.slug), read_as_proba(competition, path)[0])
+    if reuse and path.is_file():    # checked again: every id the sample submission names, valid labels
         import pandas as pd
 
-        validate_frame(competition, pd.read_csv(path, dtype={competition.submission.id_column: str},
-                                                keep_default_na=False), ids, where=str(path))
+        id_column = competition.submission.id_column
+        frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=False)
+        ids = expected_ids(competition, project.data_root(competition.slug), frame.get(id_column, []))
+        validate_frame(competition, frame, ids, where=str(path))
         return path
     ids, proba, warnings = predict_test(project, competition, run, tta=tta, report=report)
     for w in warnings:
