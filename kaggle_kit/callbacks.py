@@ -140,11 +140,6 @@ class ReduceLR(Tracker):
             self.model.optimizer.learning_rate = max(self.min_lr, lr * self.factor)
             self.wait = 0
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.learning_rate)
-
 
 class SaveState(keras.callbacks.Callback):
     """After every epoch: the model being trained (``last.keras``), the trackers' state and a
@@ -160,12 +155,13 @@ class SaveState(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
+        logs = {} if logs is None else logs
+        logs["lr"] = float(self.model.optimizer.learning_rate)   # the rate for the next epoch (Progress shows it)
         with atomic_path(self.fold_dir / "last.keras", suffix=".keras") as tmp:
             self.model.save(tmp)
         atomic_write_json(self.fold_dir / "state.json", {
             "phase": self.phase, "epoch": epoch,
-            "lr": float(self.model.optimizer.learning_rate),
+            "lr": logs["lr"],
             "trackers": [t.state() for t in self.trackers],
         })
         row = {"fold": self.fold, "phase": self.phase, "epoch": epoch + 1,

@@ -37,6 +37,7 @@ class TrainConfig:
     # phase 2: unfreeze the top of the backbone
     finetune_epochs: int = 0
     finetune_lr: float = 1e-4
+    finetune_schedule: str = "plateau" # or "cosine": warm-up then decay to 0 (see schedules.py)
     unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm stays frozen)
     finetune_from: str | None = None   # or: train everything above this backbone layer on cached
                                        # activations of the frozen layers below (fast; flips only)

@@ -94,14 +94,18 @@ def partial_backbone(model: keras.Model, layer: str | None) -> keras.Model:
 def top_model(model: keras.Model, layer: str) -> keras.Model:
     """The backbone above ``layer`` plus the head, as a model from that layer's output to the class
     probabilities. It shares weights with ``model``: training it trains the classifier's top."""
-    base = backbone_of(model)
-    cut = _backbone_layer(base, layer)
-    upper = keras.Model(cut.output, base.output)
+    upper = upper_backbone(model, layer)
     for lyr in upper.layers:
         lyr.trainable = not isinstance(lyr, layers.BatchNormalization)
-    inputs = keras.Input(cut.output.shape[1:])
+    inputs = keras.Input(upper.input.shape[1:])
     x = model.get_layer("head_dropout")(upper(inputs))
     return keras.Model(inputs, model.get_layer("head")(x), name="top")
+
+
+def upper_backbone(model: keras.Model, layer: str) -> keras.Model:
+    """The backbone above ``layer``: that layer's output -> the pooled features (shared weights)."""
+    base = backbone_of(model)
+    return keras.Model(_backbone_layer(base, layer).output, base.output)
 
 
 def _backbone_layer(base: keras.Model, layer: str):

@@ -145,13 +145,16 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
                         warnings=audit_warnings(project, competition, grouped=groups is not None))
     for warning in prepared.warnings:
         report("warning", message=warning)
-    if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
-        report("stage", message=f"computing {config.backbone} features (cached for later runs)")
-        prepared.features = backbone_features(project, config, manifest, images, report)
     if pretrained(config) and config.finetune_epochs > 0 and config.finetune_from:
         report("stage", message=f"computing {config.backbone} activations at {config.finetune_from} (cached)")
         prepared.activations = backbone_outputs(project, config, images, layer=config.finetune_from,
                                                 flip=config.augment != "none", report=report)
+    if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
+        report("stage", message=f"computing {config.backbone} features (cached for later runs)")
+        if prepared.activations is not None:   # the layers above the cut only: far cheaper
+            prepared.features = features_from_activations(project, config, prepared.activations, len(images), report)
+        else:
+            prepared.features = backbone_features(project, config, manifest, images, report)
     return prepared
 
 
@@ -224,6 +227,34 @@ def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: st
                                "layer": layer})
 
 
+def features_from_activations(project: Project, config: TrainConfig, activations, n: int,
+                              report: Report = _quiet):
+    """Pooled features of the first ``n`` cached activations (the unmirrored images), through the
+    frozen backbone layers above ``config.finetune_from``; cached on disk like the activations."""
+    from .backbones import get_backbone
+    from .model import build_model, upper_backbone
+
+    key = cache_key(v=1, activations=activations.path.name, layer=config.finetune_from, n=n)
+    cache = Cache(project.cache)
+    found = cache.find("features", key)
+    if found is not None:
+        return found
+    model = build_model(get_backbone(config.backbone), n_classes=2, image_size=config.image_size,
+                        weights=config.weights, dropout=0.0, cache_dir=project.cache)
+    upper = upper_backbone(model, config.finetune_from)
+
+    def produce():
+        batch = 256
+        for start in range(0, n, batch):
+            x = activations.read(range(start, min(start + batch, n))).astype(np.float32)
+            yield np.asarray(upper.predict_on_batch(x), dtype=np.float16)
+            report("progress", task="features", done=min(start + batch, n), total=n)
+
+    return cache.get_or_build("features", key, tuple(int(d) for d in upper.output.shape[1:]), np.float16, produce,
+                              {"n": n, "backbone": config.backbone, "size": config.image_size,
+                               "via": config.finetune_from})
+
+
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: Prepared,
                run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> FoldResult:
     import keras
@@ -232,6 +263,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState
     from .model import build_head, build_model, load_model, save_model, set_trainable, top_model
     from .pipeline import feature_dataset, image_dataset, make_augment
+    from .schedules import adapts_on_plateau, make_schedule
     from .strategy import get_strategy
 
     fold_start = time.perf_counter()
@@ -256,7 +288,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     epochs_run = 0
 
     def fit(trainee, phase: int, train_ds, val_ds, epochs: int, lr: float, best_file: Path,
-            save: Callable[[Path], None] | None = None) -> dict:
+            save: Callable[[Path], None] | None = None, schedule: str = "plateau") -> dict:
         """One phase; the best model (``save``, default ``trainee.save``) goes to ``best_file``;
         resumes from ``last.keras`` when the saved state is in this phase."""
         nonlocal epochs_run
@@ -264,18 +296,26 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
         evaluator = EvaluateMetric(val_ds, y_val, competition.scorer)
         saver = SaveBest(path=best_file, save=save or trainee.save, evaluator=evaluator, mode=mode)
         stopper = EarlyStop(patience=config.patience, mode=mode)
-        reducer = ReduceLR(patience=config.lr_patience, mode=mode)
-        trackers = [saver, stopper, reducer]
+        trackers = [saver, stopper]
+        if adapts_on_plateau(schedule):
+            trackers.append(ReduceLR(patience=config.lr_patience, mode=mode))
         if best_state is not None:  # phase 2 must beat phase 1's best to overwrite the checkpoint
             saver.load_state({**best_state, "best_epoch": -1, "wait": 0})
+        steps = int(train_ds.cardinality())
         with strategy.scope():
-            trainee.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
+            trainee.compile(optimizer=keras.optimizers.Adam(make_schedule(schedule, lr, total_steps=epochs * steps)),
+                            loss=loss)
         if state and state["phase"] == phase:
             trainee.set_weights(load_model(fold_dir / "last.keras").get_weights())
             for t, s in zip(trackers, state["trackers"]):
                 t.load_state(s)
-            trainee.optimizer.learning_rate = state["lr"]
             initial = state["epoch"] + 1
+            if adapts_on_plateau(schedule):
+                trainee.optimizer.learning_rate = state["lr"]
+            else:                       # a schedule's rate follows the step count: continue where it was
+                with strategy.scope():
+                    trainee.optimizer.build(trainee.trainable_variables)
+                trainee.optimizer.iterations.assign(initial * steps)
             report("resume", fold=k, phase=phase, epoch=initial)
         if initial < epochs and not (state and state["phase"] == phase and stopper.wait >= config.patience):
             trainee.fit(train_ds, epochs=epochs, initial_epoch=initial, verbose=0, callbacks=[
@@ -325,14 +365,15 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
                                     n_classes=n_classes, batch_size=batch, shuffle=True, seed=config.seed + k)
             va_ds = feature_dataset(prepared.activations, val_idx, y_val, n_classes=n_classes,
                                     batch_size=256, shuffle=False, seed=0)
-            best_state = fit(top, 2, tr_ds, va_ds, epochs, lr, best_path, save=model.save)
+            best_state = fit(top, 2, tr_ds, va_ds, epochs, lr, best_path, save=model.save,
+                             schedule=config.finetune_schedule)
         else:
             set_trainable(model, config.unfreeze if pretrained(config) else 10_000)
             tr_ds = image_dataset(prepared.images, train_idx, labels[train_idx], n_classes=n_classes,
                                   batch_size=batch, shuffle=True, seed=config.seed + k,
                                   augment=make_augment(config.augment, config.seed + k))
             va_ds = image_dataset(prepared.images, val_idx, y_val, n_classes=n_classes, batch_size=batch)
-            best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, best_path)
+            best_state = fit(model, 2, tr_ds, va_ds, epochs, lr, best_path, schedule=config.finetune_schedule)
 
     if not best_path.is_file() or best_state is None or best_state.get("best") is None:
         raise KitError(f"{fold_dir}: fold {k} trained no epoch (check head_epochs/finetune_epochs)")

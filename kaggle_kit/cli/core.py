@@ -55,7 +55,8 @@ def use(args: argparse.Namespace) -> int:
 
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("backbone", "weights", "image_size", "resize", "folds", "holdout", "seed", "limit", "batch_size",
-            "head_epochs", "finetune_epochs", "unfreeze", "augment", "strategy", "group_duplicates")
+            "head_epochs", "finetune_epochs", "finetune_lr", "finetune_schedule", "finetune_from", "unfreeze",
+            "augment", "strategy", "group_duplicates")
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.epochs is not None:
         out["finetune_epochs"] = args.epochs
@@ -76,7 +77,12 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--resize", choices=["stretch", "crop", "pad"], help="how images are fitted to the square"),
          arg("--epochs", type=int, help="phase 2 (fine-tuning) epochs"),
          arg("--head-epochs", type=int, help="phase 1 (head on frozen backbone) epochs"),
+         arg("--lr", dest="finetune_lr", type=float, help="phase 2 learning rate (the peak, with --schedule cosine)"),
+         arg("--schedule", dest="finetune_schedule", choices=["plateau", "cosine"],
+             help="phase 2 learning rate: lowered on plateau, or warm-up then cosine decay"),
          arg("--unfreeze", type=int, help="top backbone layers unfrozen in phase 2"),
+         arg("--finetune-from", metavar="LAYER",
+             help="phase 2 trains the layers above this backbone layer on its cached activations"),
          arg("--augment", help="augmentation preset: none, flip, light, seed, strong"),
          arg("--batch-size", type=int),
          arg("--seed", type=int),
