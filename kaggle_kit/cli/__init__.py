@@ -21,11 +21,14 @@ COMMAND_MODULES = (
 
 
 def quiet_libraries() -> None:
-    """TensorFlow's C++ start-up chatter and Keras' tf.data notices are not for the user."""
+    """TensorFlow's C++ start-up chatter, its tf.function retracing notices (predicting batches of
+    several sizes) and Keras' tf.data notices are not for the user."""
+    import logging
     import os
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
 
