@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..schedules import SCHEDULES
 from .base import arg, command, competition_arg, console, run_args
 
 
@@ -78,7 +79,7 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--epochs", type=int, help="phase 2 (fine-tuning) epochs"),
          arg("--head-epochs", type=int, help="phase 1 (head on frozen backbone) epochs"),
          arg("--lr", dest="finetune_lr", type=float, help="phase 2 learning rate (the peak, with --schedule cosine)"),
-         arg("--schedule", dest="finetune_schedule", choices=["plateau", "cosine"],
+         arg("--schedule", dest="finetune_schedule", choices=SCHEDULES.names(),
              help="phase 2 learning rate: lowered on plateau, or warm-up then cosine decay"),
          arg("--unfreeze", type=int, help="top backbone layers unfrozen in phase 2"),
          arg("--finetune-from", metavar="LAYER",
