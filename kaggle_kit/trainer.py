@@ -197,62 +197,54 @@ def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: st
     """Every image run once through the frozen pretrained backbone, up to ``layer`` (None: the pooled
     features), cached on disk. With ``flip`` the mirrored images follow as records N..2N-1."""
     from .backbones import get_backbone
-    from .model import build_model, partial_backbone
+    from .model import partial_backbone
 
     backbone = get_backbone(config.backbone)
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
                     size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip)
-    kind = "features" if layer is None else "activations"
-    cache = Cache(project.cache)
-    found = cache.find(kind, key)
-    if found is not None:
-        return found
-    model = build_model(backbone, n_classes=2, image_size=config.image_size, weights=config.weights,
-                        dropout=0.0, cache_dir=project.cache)
-    extract = partial_backbone(model, layer)
-    n = len(images)
-
-    def produce():
-        batch = 64
-        for mirrored in ([False, True] if flip else [False]):
-            for start in range(0, n, batch):
-                x = images.read(range(start, min(start + batch, n))).astype(np.float32)
-                if mirrored:
-                    x = x[:, :, ::-1]
-                yield np.asarray(extract.predict_on_batch(x), dtype=np.float16)  # eager calls peak ~3x the memory
-                report("progress", task=kind, done=min(start + batch, n), total=n)
-
-    return cache.get_or_build(kind, key, tuple(int(d) for d in extract.output.shape[1:]), np.float16, produce,
-                              {"n": n * (2 if flip else 1), "backbone": backbone.name, "size": config.image_size,
-                               "layer": layer})
+    return _cached_outputs(project, config, "features" if layer is None else "activations", key,
+                           lambda model: partial_backbone(model, layer), images, len(images), flip=flip, batch=64,
+                           meta={"n": len(images) * (2 if flip else 1), "backbone": backbone.name,
+                                 "size": config.image_size, "layer": layer}, report=report)
 
 
 def features_from_activations(project: Project, config: TrainConfig, activations, n: int,
                               report: Report = _quiet):
     """Pooled features of the first ``n`` cached activations (the unmirrored images), through the
     frozen backbone layers above ``config.finetune_from``; cached on disk like the activations."""
-    from .backbones import get_backbone
-    from .model import build_model, upper_backbone
+    from .model import upper_backbone
 
     key = cache_key(v=1, activations=activations.path.name, layer=config.finetune_from, n=n)
+    return _cached_outputs(project, config, "features", key, lambda model: upper_backbone(model, config.finetune_from),
+                           activations, n, flip=False, batch=256,
+                           meta={"n": n, "backbone": config.backbone, "size": config.image_size,
+                                 "via": config.finetune_from}, report=report)
+
+
+def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, network: Callable, source, n: int,
+                    *, flip: bool, batch: int, meta: dict, report: Report):
+    """``network(pretrained classifier)`` run over records 0..n-1 of ``source`` (then over their
+    mirror images with ``flip``) as float16, read from or written to the cache as ``kind``/``key``."""
+    from .backbones import get_backbone
+    from .model import build_model
+
     cache = Cache(project.cache)
-    found = cache.find("features", key)
+    found = cache.find(kind, key)
     if found is not None:
         return found
-    model = build_model(get_backbone(config.backbone), n_classes=2, image_size=config.image_size,
-                        weights=config.weights, dropout=0.0, cache_dir=project.cache)
-    upper = upper_backbone(model, config.finetune_from)
+    net = network(build_model(get_backbone(config.backbone), n_classes=2, image_size=config.image_size,
+                              weights=config.weights, dropout=0.0, cache_dir=project.cache))
 
     def produce():
-        batch = 256
-        for start in range(0, n, batch):
-            x = activations.read(range(start, min(start + batch, n))).astype(np.float32)
-            yield np.asarray(upper.predict_on_batch(x), dtype=np.float16)
-            report("progress", task="features", done=min(start + batch, n), total=n)
+        for mirrored in ([False, True] if flip else [False]):
+            for start in range(0, n, batch):
+                x = source.read(range(start, min(start + batch, n))).astype(np.float32)
+                if mirrored:
+                    x = x[:, :, ::-1]
+                yield np.asarray(net.predict_on_batch(x), dtype=np.float16)  # eager calls peak ~3x the memory
+                report("progress", task=kind, done=min(start + batch, n), total=n)
 
-    return cache.get_or_build("features", key, tuple(int(d) for d in upper.output.shape[1:]), np.float16, produce,
-                              {"n": n, "backbone": config.backbone, "size": config.image_size,
-                               "via": config.finetune_from})
+    return cache.get_or_build(kind, key, tuple(int(d) for d in net.output.shape[1:]), np.float16, produce, meta)
 
 
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: Prepared,
