@@ -34,6 +34,7 @@ from .folds import make_splits
 from .manifest import Manifest, build_manifest
 from .project import Project
 from .runs import FoldResult, RunRecord, library_versions, load_run
+from .schedules import SCHEDULES
 
 Report = Callable[..., None]   # report(kind: str, **fields): progress for the CLI to draw
 
@@ -70,6 +71,7 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
     elif only_folds is not None:
         raise KitError("only_folds needs an existing run (resume=<run id>)")
     else:
+        SCHEDULES.get(config.finetune_schedule)   # a misspelt name fails now, not after phase 1
         run = new_run(project, competition, config)
     report("run", run_id=run.run_id, path=str(run.path), resumed=bool(resume))
     start = time.perf_counter() - run.seconds

@@ -35,6 +35,17 @@ def test_unknown_schedule_names_the_known_ones() -> None:
         make_schedule("cosin", 1e-3, total_steps=10)
 
 
+def test_a_misspelt_schedule_fails_before_a_run_starts(project) -> None:
+    from kaggle_kit.trainer import train
+
+    comp, config = cut_config(project)
+    before = set((project.checkpoints / "toy").glob("*")) if (project.checkpoints / "toy").is_dir() else set()
+    with pytest.raises(KitError, match="unknown learning-rate schedule 'cosin'"):
+        train(project, comp, config.merged({"finetune_schedule": "cosin"}))
+    after = set((project.checkpoints / "toy").glob("*")) if (project.checkpoints / "toy").is_dir() else set()
+    assert after == before, "no run folder is created for it"
+
+
 # -- in a training run ---------------------------------------------------------------------------------
 class StopAfter:
     """A ``report`` that interrupts training (as Ctrl-C would) after the first epoch of phase 2."""
