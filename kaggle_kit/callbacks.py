@@ -24,6 +24,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from . import interrupt
 from .atomic import atomic_path, atomic_write_json
 from .errors import DiskFullError, KitError
 from .metrics import Metric, log_loss
@@ -94,7 +95,7 @@ class EvaluateMetric(keras.callbacks.Callback):
         self.last_proba: np.ndarray | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        proba = self.model.predict(self.val_data, verbose=0)
+        proba = self.model.predict(self.val_data, verbose=0, callbacks=[StopOnInterrupt()])
         self.last_proba = proba
         if logs is not None:
             logs["val_score"] = self.metric(self.y_true, proba)
@@ -211,6 +212,19 @@ def _create_with_header(path: Path) -> None:
         pass
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises a Ctrl-C held by :func:`kaggle_kit.interrupt.deferred` after the batch (training,
+    validation or prediction) or the epoch in progress: never inside a training step or a save."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        interrupt.check()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupt.check()
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end
 
 
 class Progress(keras.callbacks.Callback):

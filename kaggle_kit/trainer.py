@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import interrupt
 from .atomic import atomic_write
 from .cache import Cache, cache_key
 from .competition import Competition
@@ -93,11 +94,12 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
             if run.fold_done(k):
                 report("fold_skip", fold=k)
                 continue
-            result = train_fold(project, competition, config, prepared, run, k, tr, va, report)
-            run.add_fold(result)
-            if only_folds is None:
-                run.seconds = round(time.perf_counter() - start, 1)
-                run.save()
+            with interrupt.deferred():    # Ctrl-C is raised after a batch, never inside a step or a save
+                result = train_fold(project, competition, config, prepared, run, k, tr, va, report)
+                run.add_fold(result)
+                if only_folds is None:
+                    run.seconds = round(time.perf_counter() - start, 1)
+                    run.save()
             report("fold_done", fold=k, score=result.score, folds=len(prepared.splits))
         if only_folds is not None:
             return run
@@ -240,13 +242,15 @@ def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, 
     def produce():
         for mirrored in ([False, True] if flip else [False]):
             for start in range(0, n, batch):
+                interrupt.check()
                 x = source.read(range(start, min(start + batch, n))).astype(np.float32)
                 if mirrored:
                     x = x[:, :, ::-1]
                 yield np.asarray(net.predict_on_batch(x), dtype=np.float16)  # eager calls peak ~3x the memory
                 report("progress", task=kind, done=min(start + batch, n), total=n)
 
-    return cache.get_or_build(kind, key, tuple(int(d) for d in net.output.shape[1:]), np.float16, produce, meta)
+    with interrupt.deferred():    # Ctrl-C is raised between batches, never inside the network
+        return cache.get_or_build(kind, key, tuple(int(d) for d in net.output.shape[1:]), np.float16, produce, meta)
 
 
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: Prepared,
@@ -254,7 +258,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
     import keras
 
     from .backbones import get_backbone
-    from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState
+    from .callbacks import EarlyStop, EvaluateMetric, Progress, ReduceLR, SaveBest, SaveState, StopOnInterrupt
     from .model import build_head, build_model, load_model, save_model, set_trainable, top_model
     from .pipeline import feature_dataset, image_dataset, make_augment
     from .schedules import adapts_on_plateau, make_schedule
@@ -313,7 +317,7 @@ def train_fold(project: Project, competition: Competition, config: TrainConfig, 
             report("resume", fold=k, phase=phase, epoch=initial)
         if initial < epochs and not (state and state["phase"] == phase and stopper.wait >= config.patience):
             trainee.fit(train_ds, epochs=epochs, initial_epoch=initial, verbose=0, callbacks=[
-                evaluator, *trackers,
+                StopOnInterrupt(), evaluator, *trackers,
                 SaveState(fold_dir=fold_dir, phase=phase, trackers=trackers, history=history, fold=k),
                 Progress(report, fold=k, phase=phase),
             ])
