@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -226,25 +227,45 @@ def _relay(child: _Child, tally: _Tally, report: Report) -> None:
 
 def _wait(children: list[_Child]) -> None:
     """Wait for every child; failures become one KitError naming each log and its last line.
-    An exception or Ctrl-C in the parent stops the children first."""
+    An exception or Ctrl-C in the parent stops the children first (see :func:`_stop`)."""
     try:
         for child in children:
             child.proc.wait()
             if child.relay is not None:
                 child.relay.join()
+    except KeyboardInterrupt:
+        _stop(children, grace=STOP_GRACE_S)
+        raise
     except BaseException:
-        for child in children:
-            if child.proc.poll() is None:
-                child.proc.terminate()
-        for child in children:
-            try:
-                child.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
+        _stop(children, grace=0.0)
         raise
     failed = [f for f in (c.failure() for c in children) if f]
     if failed:
         raise KitError("; ".join(failed))
+
+
+STOP_GRACE_S = 30.0
+
+
+def _stop(children: list[_Child], *, grace: float) -> None:
+    """Stop the children still running. A terminal's Ctrl-C reaches every process of the group, and
+    a worker stops after its batch and saves: ``grace`` seconds are left for that. Then those still
+    running get a SIGINT of their own (a Ctrl-C sent to the parent alone), and 30 s later SIGKILL."""
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGINT)
+    for child in children:
+        try:
+            child.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
 
 
 def _last_line(log: Path) -> str:
@@ -284,6 +305,9 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:         # stopped after a batch; the parent records the run as interrupted
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         events.flush()
     return 0

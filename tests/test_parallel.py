@@ -3,14 +3,18 @@
 The end-to-end tests train the toy competition (simple_cnn, 16 px, 60 images) for one epoch a fold."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from toy_project import kit, kit_env, make_project, run_dirs, run_json
+import toy_project
+from toy_project import KIT, kit, kit_env, make_project, run_dirs, run_json
 
 from kaggle_kit import trainer
 from kaggle_kit.errors import KitError
@@ -131,3 +135,47 @@ def test_the_worker_reports_a_bad_run_in_one_line(toy: Project) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith("error: unknown run of toy 'nope'")
+
+
+def test_ctrl_c_stops_every_worker_after_its_batch_and_resume_finishes_the_run(toy: Project) -> None:
+    """A terminal's Ctrl-C reaches the parent and both workers (one process group): each worker
+    stops after its batch by itself, the run says interrupted, and --resume trains on from there."""
+    plugin = toy.root / "competitions" / "toy.py"
+    plugin.write_text(plugin.read_text().replace('"batch_size": 16}', '"batch_size": 16, "patience": 1000}'))
+    epochs = 30                         # never stopped early: the Ctrl-C comes long before the end
+    proc = subprocess.Popen([str(KIT), "train", "toy", "--folds", "2", "--head-epochs", str(epochs),
+                             "--parallel-folds", "2"], cwd=toy.root, env=toy_project.kit_env(toy.root),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dirs(toy.root) and {"0", "1"} <= {r["fold"] for r in history(run_dirs(toy.root)[0])}):
+            assert proc.poll() is None and time.monotonic() < deadline, "both workers should be training"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    [run_dir] = run_dirs(toy.root)
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert run_json(run_dir)["status"] == "interrupted"
+    for k in (0, 1):
+        assert (run_dir / f"worker_{k}.log").read_text().splitlines()[-1] == "interrupted"   # not killed
+        assert not (run_dir / f"fold_{k}" / "result.json").exists()
+    for pid in {int(pid) for _, pid, _ in PROCESS.findall(out)}:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)                                            # no worker left behind
+
+    done = kit(toy.root, "train", "--resume", run_dir.name, "--parallel-folds", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert run_json(run_dir)["status"] == "complete"
+    for k in ("0", "1"):
+        trained = [int(r["epoch"]) for r in history(run_dir) if r["fold"] == k]
+        assert trained == list(range(1, epochs + 1)), f"fold {k}: each epoch once, none restarted"
+
+
+def history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    return pd.read_csv(path, dtype=str).to_dict("records") if path.is_file() else []
