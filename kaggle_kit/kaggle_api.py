@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import DiskFullError, KaggleError, KitError
@@ -167,7 +168,9 @@ class KaggleClient:
 
         The slug is checked first (a misspelt one is reported with the closest names, before any
         upload), and so is today's allowance. A 429/5xx answer is retried like any call, which
-        starts the upload again.
+        starts the upload again, unless the submission is already there: Kaggle may have created it
+        and lost its answer, so before a retry the newest submissions are compared with those listed
+        before the upload, and a new one with this message is taken as the result.
         """
         csv_path = Path(csv_path)
         if not csv_path.is_file():
@@ -180,7 +183,16 @@ class KaggleClient:
         from kaggle.api.kaggle_api_extended import KaggleApi
 
         what = f"submit {csv_path.name} to {slug}"
-        result = self._call(what, slug, lambda api: api.competition_submit(str(csv_path), message, slug, quiet=True))
+        before = {sub.ref for sub in self.submissions(slug, pages=1)}
+
+        def landed() -> SimpleNamespace | None:
+            new = [sub for sub in self.submissions(slug, pages=1)
+                   if sub.ref not in before and sub.description.strip() == message.strip()]
+            return SimpleNamespace(ref=new[0].ref, message="submitted (found among your submissions after "
+                                   "Kaggle's answer was lost)") if new else None
+
+        result = self._call(what, slug, lambda api: api.competition_submit(str(csv_path), message, slug, quiet=True),
+                            landed=landed)
         upload_failed = result.message == KaggleApi.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
         if upload_failed or not result.ref:
             reason = "the upload was refused or broke off" if upload_failed else "no submission reference came back"
@@ -247,11 +259,14 @@ class KaggleClient:
         return self._api
 
     def _call(self, what: str, slug: str | None, fn: Callable[[Any], T],
-              interrupted: Callable[[Exception], bool] | None = None) -> T:
+              interrupted: Callable[[Exception], bool] | None = None,
+              landed: Callable[[], T | None] | None = None) -> T:
         """Run ``fn(api)`` with retries on 429/5xx and errors translated to one line.
 
         ``interrupted(error)`` tells a transfer that broke off midway (reported by the caller)
-        from one that never started (no network).
+        from one that never started (no network). ``landed()``, for a call that changes something,
+        is asked before retrying after a 5xx whether the call was carried out all the same; what
+        it returns (when not None) is the call's result.
         """
         api = self.api()
         for attempt in range(self.retry.attempts):
@@ -264,6 +279,9 @@ class KaggleClient:
                     wait = retry_after(e)
                     if wait is None or wait <= self.retry.cap:
                         self.retry.sleep(self.retry.delay(attempt, wait))
+                        done = landed() if landed is not None and status != 429 else None
+                        if done is not None:
+                            return done
                         continue
                 if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                     raise DiskFullError(f"{what}: disk full; the partial download is kept") from None

@@ -71,6 +71,24 @@ def test_dropped_upload_is_resent_by_the_client_and_nothing_is_lost(client, serv
     assert (record.ref, record.total_bytes, record.error) == (ref.ref, sub_csv.stat().st_size, "")
 
 
+def test_a_submission_created_but_answered_with_a_5xx_is_not_made_twice(client, server, sub_csv, sleeps):
+    server.inject("CreateSubmission", status=503, after=True)
+    ref = client.submit(SLUG, sub_csv, "answer lost")
+    [record] = server.ledger.submissions(SLUG, USER)
+    assert ref.ref == record.ref and record.description == "answer lost"
+    assert names(server).count("CreateSubmission") == 1 and sleeps == [1.0]
+    assert "found among your submissions" in ref.message
+
+
+def test_a_5xx_before_the_submission_was_created_is_retried(client, server, sub_csv, sleeps):
+    client.submit(SLUG, sub_csv, "same message")                    # an older one, with the same message
+    server.inject("CreateSubmission", status=503)
+    ref = client.submit(SLUG, sub_csv, "same message")
+    records = server.ledger.submissions(SLUG, USER)
+    assert len(records) == 2 and ref.ref == max(r.ref for r in records)
+    assert names(server).count("CreateSubmission") == 3 and "Successfully submitted" in ref.message
+
+
 # -- errors, one at a time ----------------------------------------------------------------------------
 def test_401_explains_credentials_and_never_shows_the_key(server, sleeps, monkeypatch):
     monkeypatch.setenv("KAGGLE_KEY", "wrong-key-7f3a9")

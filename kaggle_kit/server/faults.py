@@ -30,6 +30,7 @@ class Fault:
     drop: bool = False                 # cut the connection: mid-body for download/upload, else unanswered
     drop_after: int | None = None      # with drop: bytes sent (download) or read (upload); default half
     stall: float = 0.0                 # with drop: seconds to hang after the partial body, before cutting
+    after: bool = False                # API methods: carry the call out, then answer the fault (a lost reply)
     times: int = 1
 
     @classmethod

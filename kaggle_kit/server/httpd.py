@@ -147,7 +147,8 @@ class KaggleHandler(BaseHTTPRequestHandler):
     def _api(self, service: str, method: str) -> None:
         self._name = method
         body = self._read_json()
-        if self._apply_fault(method):
+        fault = self.server.faults.take(method)
+        if fault is not None and not fault.after and self._apply_fault(fault):
             return
         try:
             rpc = RPCS.get(f"{service}/{method}")
@@ -158,6 +159,8 @@ class KaggleHandler(BaseHTTPRequestHandler):
             raise ApiError(401, "Unauthenticated: missing or invalid credentials.")
         reply = rpc.fn(Call(ledger=self.server.ledger, user=user, body=body, blob_url=self.server.blob_url,
                             upload_url=self.server.upload_url, token_user=self.server.tokens.get))
+        if fault is not None and fault.after and self._apply_fault(fault):
+            return                      # carried out, but the answer is lost
         if isinstance(reply, Redirect):
             self._send(302, b"", {"Location": reply.url})
         elif isinstance(reply, Payload):
@@ -273,11 +276,8 @@ class KaggleHandler(BaseHTTPRequestHandler):
         self._send_json(200, {"faults": [f.to_dict() for f in server.faults.pending()]})
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _apply_fault(self, method: str) -> bool:
-        """Apply a pending fault for an API method; True when it answered (or dropped) the call."""
-        fault = self.server.faults.take(method)
-        if fault is None:
-            return False
+    def _apply_fault(self, fault: Fault) -> bool:
+        """Apply a fault taken for an API method; True when it answered (or dropped) the call."""
         time.sleep(fault.delay)
         if fault.drop:
             self._cut()
