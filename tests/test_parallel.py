@@ -164,7 +164,9 @@ def test_ctrl_c_stops_every_worker_after_its_batch_and_resume_finishes_the_run(t
     for k in (0, 1):
         assert (run_dir / f"worker_{k}.log").read_text().splitlines()[-1] == "interrupted"   # not killed
         assert not (run_dir / f"fold_{k}" / "result.json").exists()
-    for pid in {int(pid) for _, pid, _ in PROCESS.findall(out)}:
+    pids = {int(pid) for _, pid, _ in PROCESS.findall(out)}
+    assert len(pids) == 2
+    for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)                                            # no worker left behind
 
