@@ -2,7 +2,7 @@
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.layouts import LabelsCSV, TestFolder
 
-# The strongest recipe for about an hour on a 2-core CPU (bench/RESULTS.md: test 0.920 in 60 min; with
+# The strongest recipe for about an hour on a 2-core CPU (bench/RESULTS.md: test 0.920 in 60-61 min; with
 # --epochs 2, 0.917 in 42 min): Lite0 at 128 px, the layers below block7_add run once over the images
 # and their mirror images, the three stages above it fine-tuned on those activations with a cosine schedule.
 BEST = {"image_size": 128, "head_epochs": 30, "finetune_epochs": 3, "finetune_lr": 1e-3,
