@@ -24,7 +24,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: $(STAMP)
-	$(PY) -m kaggle_kit.demo
+	$(PY) -m kaggle_local.demo
 
 fetch: $(STAMP)
 	$(KIT) fetch $(COMP)

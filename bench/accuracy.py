@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kaggle_kit.project import Project  # noqa: E402
-from kaggle_kit.server import LocalKaggleServer  # noqa: E402
-from kaggle_kit.submission import read_as_proba  # noqa: E402
+from kaggle_local import LocalKaggleServer  # noqa: E402
+from kaggle_kit.prediction.submission import read_as_proba  # noqa: E402
 
 
 def main() -> int:

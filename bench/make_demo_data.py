@@ -3,9 +3,9 @@
 Takes the first 40 training images of each class (400) and the first 20 test images of each
 class (200, by their true label), renumbers both 1..N in that order, and writes:
 
-- ``kaggle_kit/bundled/server/cifar-10-mini/cifar-10-mini.zip``: ``train/<n>.jpg`` +
+- ``kaggle_local/competitions/cifar-10-mini/cifar-10-mini.zip``: ``train/<n>.jpg`` +
   ``trainLabels.csv``, ``test/<n>.jpg`` + ``sampleSubmission.csv`` (the layout of cifar-10.zip);
-- ``kaggle_kit/bundled/server/cifar-10-mini/solution.csv``: ``id,label``, the true test labels
+- ``kaggle_local/competitions/cifar-10-mini/solution.csv``: ``id,label``, the true test labels
   the local Kaggle server scores submissions with.
 
 The output is byte-for-byte reproducible (fixed member order and timestamps).

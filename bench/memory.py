@@ -169,11 +169,11 @@ def objects(args: argparse.Namespace) -> int:
     (it rewrites their ``oof.csv`` with the same content)."""
     import tracemalloc
 
-    from kaggle_kit.folds import make_splits
-    from kaggle_kit.manifest import build_manifest
+    from kaggle_kit.training.folds import make_splits
+    from kaggle_kit.data.manifest import build_manifest
     from kaggle_kit.project import Project
-    from kaggle_kit.runs import list_runs
-    from kaggle_kit.trainer import Prepared, finish
+    from kaggle_kit.training.runs import list_runs
+    from kaggle_kit.training.trainer import Prepared, finish
 
     project = Project(args.work)
     comp = project.competition(args.competition)

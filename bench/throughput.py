@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from kaggle_kit.backbones import get_backbone
-    from kaggle_kit.cache import Cache
-    from kaggle_kit.manifest import build_manifest
-    from kaggle_kit.model import build_model, set_trainable
-    from kaggle_kit.pipeline import image_dataset, make_augment
+    from kaggle_kit.model.backbones import get_backbone
+    from kaggle_kit.data.cache import Cache
+    from kaggle_kit.data.manifest import build_manifest
+    from kaggle_kit.model.classifier import build_model, set_trainable
+    from kaggle_kit.data.pipeline import image_dataset, make_augment
     from kaggle_kit.project import Project
 
     comp = Project(REPO).competition(args.competition)
@@ -194,13 +194,13 @@ def feature_cache(args: argparse.Namespace, comp, images, labels, work: Path) ->
     import keras
     import numpy as np
 
-    from kaggle_kit.backbones import get_backbone
-    from kaggle_kit.cache import Cache
-    from kaggle_kit.manifest import build_manifest
-    from kaggle_kit.model import build_head, build_model, set_trainable
-    from kaggle_kit.pipeline import feature_dataset, image_dataset
+    from kaggle_kit.model.backbones import get_backbone
+    from kaggle_kit.data.cache import Cache
+    from kaggle_kit.data.manifest import build_manifest
+    from kaggle_kit.model.classifier import build_head, build_model, set_trainable
+    from kaggle_kit.data.pipeline import feature_dataset, image_dataset
     from kaggle_kit.project import Project
-    from kaggle_kit.trainer import backbone_features
+    from kaggle_kit.training.trainer import backbone_features
 
     n_classes = len(comp.classes)
     n = len(labels)
@@ -255,7 +255,7 @@ def augment_cost(args: argparse.Namespace) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from kaggle_kit.pipeline import make_augment
+    from kaggle_kit.data.pipeline import make_augment
 
     x = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 3)).astype("float32"))
     ways = {f"kit_{name}": make_augment(name, 0) for name in ("seed", "light", "flip")}

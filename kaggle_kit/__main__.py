@@ -1,6 +1,6 @@
 """``python -m kaggle_kit`` is ``kaggle-kit``."""
 import sys
 
-from .cli import main
+from kaggle_kit.cli import main
 
 sys.exit(main())

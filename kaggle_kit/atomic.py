@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import DiskFullError, KitError
+from kaggle_kit.errors import DiskFullError, KitError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

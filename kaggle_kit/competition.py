@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .config import TrainConfig
-from .errors import DataError, KitError
-from .layouts import Layout, NoTest
-from .metrics import Metric, get_metric
+from kaggle_kit.config import TrainConfig
+from kaggle_kit.errors import DataError, KitError
+from kaggle_kit.layouts import Layout, NoTest
+from kaggle_kit.metrics import Metric, get_metric
 
 
 @dataclass(frozen=True, kw_only=True)

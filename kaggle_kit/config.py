@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from .errors import KitError
+from kaggle_kit.errors import KitError
 
 ResizeMode = Literal["stretch", "crop", "pad"]
 

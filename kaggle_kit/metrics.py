@@ -18,7 +18,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from .registry import Registry
+from kaggle_kit.registry import Registry
 
 Direction = Literal["max", "min"]
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .competition import Competition
-from .errors import KitError
-from .registry import unknown_message
+from kaggle_kit.competition import Competition
+from kaggle_kit.errors import KitError
+from kaggle_kit.registry import unknown_message
 
 DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
 KAGGLE_INPUT = Path("/kaggle/input")     # a Kaggle notebook's read-only data folder
@@ -115,7 +115,7 @@ class Project:
         return None
 
     def set_default(self, slug: str) -> None:
-        from .atomic import atomic_write_text
+        from kaggle_kit.atomic import atomic_write_text
 
         atomic_write_text(self.root / DEFAULT_FILE, f"competition={slug}\n")
 

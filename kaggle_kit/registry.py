@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import KitError
+from kaggle_kit.errors import KitError
 
 T = TypeVar("T")
 

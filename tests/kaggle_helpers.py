@@ -17,9 +17,9 @@ from typing import Iterator
 
 import pytest
 
-from kaggle_kit.kaggle_api import KaggleClient, RetryPolicy
+from kaggle_kit.kaggle.client import KaggleClient, RetryPolicy
 from kaggle_kit.project import Project
-from kaggle_kit.server import UNSET, LocalKaggleServer
+from kaggle_local import UNSET, LocalKaggleServer
 
 SLUG = "tiny-pets"
 CLASSES = ("cat", "dog")

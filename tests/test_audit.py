@@ -9,14 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from kaggle_kit import layouts, phash  # layouts.TestFolder: pytest would collect a TestFolder imported by name
-from kaggle_kit.audit import (Audit, audit_paths, audit_warnings, duplicate_groups, load_audit, run_audit,
+from kaggle_kit import layouts
+from kaggle_kit.data.grouping import duplicate_groups
+from kaggle_kit.data import phash  # layouts.TestFolder: pytest would collect a TestFolder imported by name
+from kaggle_kit.tools.audit import (Audit, audit_paths, audit_warnings, load_audit, run_audit,
                               save_audit)
 from kaggle_kit.cli import main
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import DataError
-from kaggle_kit.folds import make_splits
-from kaggle_kit.manifest import build_manifest
+from kaggle_kit.training.folds import make_splits
+from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
 
 SLUG = "toy"

@@ -9,9 +9,9 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
-from kaggle_kit import cache as cache_module
-from kaggle_kit.cache import Cache, cache_key
-from kaggle_kit.manifest import build_manifest
+from kaggle_kit.data import cache as cache_module
+from kaggle_kit.data.cache import Cache, cache_key
+from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
 
 RECORD = (100,)          # 100 bytes per uint8 record

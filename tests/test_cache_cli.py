@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from kaggle_kit.cache import Cache
+from kaggle_kit.data.cache import Cache
 from kaggle_kit.cli import main
 from kaggle_kit.cli.cache import size_text
-from kaggle_kit.manifest import build_manifest
+from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
 
 from conftest import TINY_SLUG

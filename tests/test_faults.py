@@ -112,7 +112,7 @@ def pair(root: Path) -> list[dict]:
 
 
 def test_two_trains_at_once_get_distinct_runs_and_clobber_nothing(pair: list[dict]) -> None:
-    from kaggle_kit.model import load_model
+    from kaggle_kit.model.classifier import load_model
 
     a, b = (p["dir"] for p in pair)
     assert a != b and a.is_dir() and b.is_dir()
@@ -254,7 +254,7 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_disk_full_while_saving_run_json(small_disk: Path) -> None:
     from kaggle_kit.project import Project
-    from kaggle_kit.runs import RunRecord, load_run
+    from kaggle_kit.training.runs import RunRecord, load_run
 
     rec = RunRecord.create(Project(small_disk), "toy", backbone="simple_cnn")
     before = rec.json_path.read_bytes()
@@ -272,7 +272,7 @@ def test_disk_full_while_writing_a_submission(small_disk: Path) -> None:
     import pandas as pd
 
     from kaggle_kit.project import load_plugin
-    from kaggle_kit.submission import write_submission
+    from kaggle_kit.prediction.submission import write_submission
 
     plugin = small_disk / "toy.py"
     plugin.write_text(PLUGIN)
@@ -290,7 +290,7 @@ def test_disk_full_while_writing_a_submission(small_disk: Path) -> None:
 
 
 def test_disk_full_while_appending_to_history_csv(small_disk: Path) -> None:
-    from kaggle_kit.callbacks import append_row
+    from kaggle_kit.training.callbacks import append_row
 
     path = small_disk / "history.csv"
     append_row(path, {"fold": 0, "phase": 2, "epoch": 1, "loss": 0.5})
@@ -306,15 +306,15 @@ def test_disk_full_while_appending_to_history_csv(small_disk: Path) -> None:
 
 @pytest.fixture(scope="module")
 def small_model():
-    from kaggle_kit.backbones import get_backbone
-    from kaggle_kit.model import build_model
+    from kaggle_kit.model.backbones import get_backbone
+    from kaggle_kit.model.classifier import build_model
 
     return build_model(get_backbone("simple_cnn"), n_classes=3, image_size=16, weights="none", dropout=0.1,
                        cache_dir=Path("/nonexistent"))
 
 
 def test_disk_full_while_saving_a_checkpoint(small_disk: Path, small_model) -> None:
-    from kaggle_kit.model import load_model, save_model
+    from kaggle_kit.model.classifier import load_model, save_model
 
     path = small_disk / "best.keras"
     save_model(small_model, path)
@@ -328,7 +328,7 @@ def test_disk_full_while_saving_a_checkpoint(small_disk: Path, small_model) -> N
 
 
 def test_disk_full_in_save_best_keeps_the_previous_best(small_disk: Path, small_model) -> None:
-    from kaggle_kit.callbacks import SaveBest
+    from kaggle_kit.training.callbacks import SaveBest
 
     path = small_disk / "best.keras"
     evaluator = SimpleNamespace(last_proba=np.full((4, 3), 1 / 3))
@@ -347,7 +347,7 @@ def test_disk_full_in_save_best_keeps_the_previous_best(small_disk: Path, small_
 # -- a hostile archive ------------------------------------------------------------------------------
 @pytest.mark.parametrize("member", ["../../x", "/ABS/x", "..\\..\\x"])
 def test_archive_members_outside_the_data_folder_are_refused(tmp_path: Path, member: str) -> None:
-    from kaggle_kit.fetch import fetch
+    from kaggle_kit.kaggle.fetch import fetch
     from kaggle_kit.project import Project
 
     project = Project(tmp_path / "project")
@@ -381,7 +381,7 @@ def test_archive_members_outside_the_data_folder_are_refused(tmp_path: Path, mem
 def test_the_kaggle_key_is_never_written_or_shown(root: Path, pair: list[dict], tmp_path: Path) -> None:
     """KAGGLE_KEY was in the environment of both trainings; here also of a report and of two kaggle
     commands that fail: one against an unreachable server, one whose key the server refuses (401)."""
-    from kaggle_kit.server import LocalKaggleServer, client_env
+    from kaggle_local import LocalKaggleServer, client_env
 
     home = tmp_path / "home"
     outputs = [p["stdout"] + p["stderr"] for p in pair]

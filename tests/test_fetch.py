@@ -18,8 +18,8 @@ from kaggle_helpers import (KEY, SLUG, add_competition, client, names, project, 
                             server, server_root, serving, sleeps, tiny_members)
 from kaggle_kit import project as project_module
 from kaggle_kit.errors import DataError, KaggleError, KitError
-from kaggle_kit.fetch import MARKER, fetch
-from kaggle_kit.kaggle_api import KaggleClient
+from kaggle_kit.kaggle.fetch import MARKER, fetch
+from kaggle_kit.kaggle.client import KaggleClient
 
 
 def data(project, slug: str = SLUG) -> Path:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kaggle_kit.errors import KitError
-from kaggle_kit.folds import make_splits
+from kaggle_kit.training.folds import make_splits
 
 LABELS = np.array([0] * 60 + [1] * 30 + [2] * 10)
 RNG = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kaggle_kit.images import BadImage, check_image, decode_rgb, read_rgb, resize
+from kaggle_kit.data.images import BadImage, check_image, decode_rgb, read_rgb, resize
 from kaggle_kit.registry import UnknownName
 
 WriteImage = Callable[..., Path]  # the conftest fixture

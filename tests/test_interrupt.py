@@ -132,7 +132,7 @@ def recorder(press_at: tuple[str, int], events: list, during=None):
 
 
 def test_fit_stops_after_the_batch_in_progress(tiny) -> None:
-    from kaggle_kit.callbacks import StopOnInterrupt
+    from kaggle_kit.training.callbacks import StopOnInterrupt
 
     model, ds = tiny
     events: list = []
@@ -142,7 +142,7 @@ def test_fit_stops_after_the_batch_in_progress(tiny) -> None:
 
 
 def test_a_checkpoint_being_written_at_ctrl_c_is_finished_and_the_next_epoch_never_starts(tiny, tmp_path) -> None:
-    from kaggle_kit.callbacks import StopOnInterrupt
+    from kaggle_kit.training.callbacks import StopOnInterrupt
 
     model, ds = tiny
     events: list = []

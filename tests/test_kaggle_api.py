@@ -11,10 +11,10 @@ import pytest
 from kaggle_helpers import (KEY, SLUG, TRUTH, USER, accuracy, client, csv_text, names, project,  # noqa: F401
                             run_cli, server, server_root, sleeps)
 from kaggle_kit.errors import KaggleError, SubmissionError
-from kaggle_kit.kaggle_api import KaggleClient, RetryPolicy
-from kaggle_kit.runs import RunRecord
-from kaggle_kit.status import competition_status, wait_for_scores
-from kaggle_kit.submit import submit_run
+from kaggle_kit.kaggle.client import KaggleClient, RetryPolicy
+from kaggle_kit.training.runs import RunRecord
+from kaggle_kit.kaggle.status import competition_status, wait_for_scores
+from kaggle_kit.kaggle.submit import submit_run
 
 PRED = {"1": "cat", "2": "dog", "3": "dog", "4": "cat", "5": "dog", "6": "dog"}   # 5 of 6 right
 

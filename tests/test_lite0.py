@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kaggle_kit import lite0
+from kaggle_kit.model import lite as lite0
 from kaggle_kit.errors import KitError
 
 SAMPLE_PHOTOS = importlib.resources.files("sklearn.datasets") / "images"

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kaggle_kit import layouts, manifest
+from kaggle_kit import layouts
+from kaggle_kit.data import manifest
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import DataError
-from kaggle_kit.images import read_rgb
+from kaggle_kit.data.images import read_rgb
 from kaggle_kit.layouts import ClassFolders, LabelsCSV
-from kaggle_kit.manifest import build_manifest, stratified_sample
+from kaggle_kit.data.manifest import build_manifest, stratified_sample
 
 WriteImage = Callable[..., Path]  # the conftest fixture
 

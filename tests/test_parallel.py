@@ -16,11 +16,11 @@ import pytest
 import toy_project
 from toy_project import KIT, kit, kit_env, make_project, run_dirs, run_json
 
-from kaggle_kit import trainer
+from kaggle_kit.training import trainer
 from kaggle_kit.errors import KitError
-from kaggle_kit.parallel import assign_folds, plan_workers, train_parallel, visible_gpus
+from kaggle_kit.training.parallel import assign_folds, plan_workers, train_parallel, visible_gpus
 from kaggle_kit.project import Project
-from kaggle_kit.runs import load_run
+from kaggle_kit.training.runs import load_run
 
 PROCESS = re.compile(r"fold\(s\) ([\d, ]+): process (\d+) on (.+)")
 
@@ -131,7 +131,7 @@ def test_a_tpu_is_not_shared(toy: Project) -> None:
 
 
 def test_the_worker_reports_a_bad_run_in_one_line(toy: Project) -> None:
-    out = subprocess.run([sys.executable, "-m", "kaggle_kit.parallel", "--competition", "toy", "--run", "nope"],
+    out = subprocess.run([sys.executable, "-m", "kaggle_kit.training.parallel", "--competition", "toy", "--run", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith("error: unknown run of toy 'nope'")

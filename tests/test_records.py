@@ -12,7 +12,7 @@ import pytest
 
 from kaggle_kit.atomic import atomic_path, atomic_write, atomic_write_json, atomic_write_text
 from kaggle_kit.errors import DiskFullError, KitError
-from kaggle_kit.records import RecordFile
+from kaggle_kit.data.records import RecordFile
 
 
 def records(n: int) -> np.ndarray:

@@ -13,10 +13,10 @@ import pytest
 
 from kaggle_kit.cli import main
 from kaggle_kit.errors import KitError
-from kaggle_kit.images import read_rgb
+from kaggle_kit.data.images import read_rgb
 from kaggle_kit.project import Project
-from kaggle_kit.report import calibration_bins, confident_mistakes, load_history, load_oof, write_report
-from kaggle_kit.runs import RunRecord, load_run
+from kaggle_kit.tools.report import calibration_bins, confident_mistakes, load_history, load_oof, write_report
+from kaggle_kit.training.runs import RunRecord, load_run
 
 CLASSES = ("red", "green", "blue")
 PLUGIN = """from kaggle_kit.competition import Competition, Submission
@@ -44,7 +44,7 @@ def write_images(folder: Path, seed: int) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """One project, two trained runs: ``toy`` (accuracy, 2 folds) and ``toyp`` (log loss, holdout)."""
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.trainer import train
 
     root = tmp_path_factory.mktemp("report")
     (root / "competitions").mkdir()

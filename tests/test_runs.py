@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from kaggle_kit.competition import Competition, Submission
-from kaggle_kit import runs
+from kaggle_kit.training import runs
 from kaggle_kit.errors import KitError
 from kaggle_kit.layouts import ClassFolders
 from kaggle_kit.project import Project
-from kaggle_kit.runs import FoldResult, RunRecord, best_run, list_runs, load_run, pick_run
+from kaggle_kit.training.runs import FoldResult, RunRecord, best_run, list_runs, load_run, pick_run
 
 
 def comp(metric: str) -> Competition:

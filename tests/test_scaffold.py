@@ -15,7 +15,7 @@ from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import KitError
 from kaggle_kit.layouts import ClassFolders, ClassInFilename, LabelsCSV, NoTest
 from kaggle_kit.project import Project, load_plugin
-from kaggle_kit.scaffold import ScaffoldResult, infer_spec, render_plugin, scaffold
+from kaggle_kit.tools.scaffold import ScaffoldResult, infer_spec, render_plugin, scaffold
 
 
 def image(path: Path, side: int = 80, value: int = 0) -> None:

@@ -10,7 +10,7 @@ import pytest
 from toy_project import make_project
 
 from kaggle_kit.errors import KitError
-from kaggle_kit.schedules import adapts_on_plateau, make_schedule
+from kaggle_kit.training.schedules import adapts_on_plateau, make_schedule
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras, in-process runs
 
@@ -36,7 +36,7 @@ def test_unknown_schedule_names_the_known_ones() -> None:
 
 
 def test_a_misspelt_schedule_fails_before_a_run_starts(project) -> None:
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.trainer import train
 
     comp, config = cut_config(project)
     before = set((project.checkpoints / "toy").glob("*")) if (project.checkpoints / "toy").is_dir() else set()
@@ -80,7 +80,7 @@ def cut_config(project):
 
 @pytest.fixture(scope="module")
 def uninterrupted(project):
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.trainer import train
 
     return train(project, *cut_config(project))
 
@@ -98,8 +98,8 @@ def test_cut_run_derives_features_from_activations_and_follows_the_cosine(projec
 
 
 def test_resumed_cut_run_continues_the_schedule_where_it_stopped(project, uninterrupted) -> None:
-    from kaggle_kit.runs import load_run
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.runs import load_run
+    from kaggle_kit.training.trainer import train
 
     comp, config = cut_config(project)
     with pytest.raises(KeyboardInterrupt):

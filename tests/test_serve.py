@@ -22,8 +22,8 @@ import requests
 from kaggle_kit.cli import main
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
-from kaggle_kit.runs import RunRecord
-from kaggle_kit.serve import serve
+from kaggle_kit.training.runs import RunRecord
+from kaggle_kit.tools.serve import serve
 
 CLASSES = ("red", "green", "blue")
 MAX_BYTES = 16384
@@ -59,7 +59,7 @@ class Toy:
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
     """A project with a `toy` plugin, colour-coded training images, and a 2-fold run trained on them."""
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.trainer import train
 
     root = tmp_path_factory.mktemp("serve")
     (root / "competitions").mkdir()

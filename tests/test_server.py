@@ -17,9 +17,9 @@ import requests
 from kaggle_helpers import (KEY, SLUG, TRUTH, USER, accuracy, client, csv_text, names, project,  # noqa: F401
                             run_cli, server, server_root, sleeps)
 from kaggle_kit.errors import KitError
-from kaggle_kit.kaggle_api import KaggleClient, RetryPolicy
-from kaggle_kit.server import LocalKaggleServer, client_env
-from kaggle_kit.server.scoring import Scorer
+from kaggle_kit.kaggle.client import KaggleClient, RetryPolicy
+from kaggle_local import LocalKaggleServer, client_env
+from kaggle_local.scoring import Scorer
 
 PRED = {"1": "cat", "2": "dog", "3": "cat", "4": "cat", "5": "dog", "6": "dog"}   # 3 of 6 right
 
@@ -176,7 +176,7 @@ def test_blob_ranges_signatures_and_if_range(server, server_root):
 
 
 def test_server_cli_prints_port_and_takes_faults_over_http(server_root, project, tmp_path, monkeypatch):
-    proc = subprocess.Popen([sys.executable, "-m", "kaggle_kit.server", "--root", str(server_root), "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "kaggle_local", "--root", str(server_root), "--port", "0",
                              "--project", str(project.root), "--user", f"{USER}:{KEY}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

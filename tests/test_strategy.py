@@ -11,9 +11,9 @@ import keras
 import pytest
 import tensorflow as tf
 
-from kaggle_kit import strategy as strategy_module
+from kaggle_kit.model import strategy as strategy_module
 from kaggle_kit.errors import KitError
-from kaggle_kit.strategy import STRATEGIES, Strategy, get_strategy
+from kaggle_kit.model.strategy import STRATEGIES, Strategy, get_strategy
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +77,7 @@ def test_mirrored_over_two_devices_scales_the_global_batch() -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
-        from kaggle_kit.strategy import Strategy
+        from kaggle_kit.model.strategy import Strategy
         mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         s = Strategy("mirrored", mirrored, mirrored.num_replicas_in_sync, False)
         with s.scope():

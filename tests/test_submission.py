@@ -10,7 +10,7 @@ import pytest
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import SubmissionError
 from kaggle_kit.layouts import ClassFolders
-from kaggle_kit.submission import build_frame, expected_ids, read_as_proba, validate_frame, write_submission
+from kaggle_kit.prediction.submission import build_frame, expected_ids, read_as_proba, validate_frame, write_submission
 
 CLASSES = ("cat", "dog", "fox")
 IDS = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]

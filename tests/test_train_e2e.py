@@ -19,7 +19,7 @@ import pytest
 from toy_project import CLASSES, kit, make_project, run_dirs, run_json, start_kit
 
 from kaggle_kit.project import Project
-from kaggle_kit.runs import best_run
+from kaggle_kit.training.runs import best_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras, in-process runs
 
@@ -127,7 +127,7 @@ def test_runs_lists_the_run(root: Path, cnn: Path) -> None:
 
 
 def test_predict_best_writes_a_valid_submission_and_never_overwrites(root: Path, cnn: Path, mobilenet: Path) -> None:
-    from kaggle_kit.predict import make_submission
+    from kaggle_kit.prediction.predictor import make_submission
 
     # the CNN wins on CV over the random-weight MobileNetV3, so --best picks it
     assert run_json(cnn)["cv"] > run_json(mobilenet)["cv"]
@@ -170,7 +170,7 @@ def test_backbone_features_are_cached_and_reused(root: Path, weights: Path, mobi
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from kaggle_kit.trainer import train
+    from kaggle_kit.training.trainer import train
 
     entries = feature_files(root)
     assert sorted(Path(n).suffix for n in entries) == [".bin", ".json"], entries

@@ -2,7 +2,7 @@
 
 Same file layout and submission format as ``cifar-10``: train/<n>.jpg + trainLabels.csv,
 test/<n>.jpg, ``id,label`` with the class name; accuracy. The local Kaggle server ships its
-archive and solution in ``kaggle_kit/bundled/server/cifar-10-mini/``.
+archive and solution in ``kaggle_local/competitions/cifar-10-mini/``.
 """
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.layouts import LabelsCSV, TestFolder

@@ -5,8 +5,8 @@ import argparse
 import importlib
 import sys
 
-from ..errors import KitError
-from .base import COMMANDS, console
+from kaggle_kit.errors import KitError
+from kaggle_kit.cli.base import COMMANDS, console
 
 # Each module registers its commands with @command; all of them import lazily.
 COMMAND_MODULES = (

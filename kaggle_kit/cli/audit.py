@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .base import arg, command, competition_arg, console
+from kaggle_kit.cli.base import arg, command, competition_arg, console
 
 
 @command("inspect", "audit the data: per-class sizes and modes, unreadable files, duplicates, train/test "
@@ -13,9 +13,9 @@ from .base import arg, command, competition_arg, console
              help="near-duplicates: at most this share of perceptual-hash signs differ (default 0.06)"),
          arg("--show", type=int, default=10, metavar="N", help="rows listed per finding (audit.json has all)"))
 def inspect_cmd(args: argparse.Namespace) -> int:
-    from ..audit import run_audit, save_audit
-    from ..project import Project
-    from .render import ProgressView
+    from kaggle_kit.tools.audit import run_audit, save_audit
+    from kaggle_kit.project import Project
+    from kaggle_kit.cli.render import ProgressView
 
     project = Project.find()
     comp = project.competition(args.competition)
@@ -31,7 +31,7 @@ def inspect_cmd(args: argparse.Namespace) -> int:
 
 
 def render_audit(out, audit, show: int = 10) -> None:
-    """Print an :class:`~kaggle_kit.audit.Audit` as tables."""
+    """Print an :class:`~kaggle_kit.tools.audit.Audit` as tables."""
     from rich.table import Table
 
     n_test = audit.test.count if audit.test else 0

@@ -9,7 +9,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..registry import Registry
+from kaggle_kit.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from .base import arg, command, console
+from kaggle_kit.cli.base import arg, command, console
 
-KINDS = ("images", "features", "activations")   # what the trainer caches (see kaggle_kit.cache)
+KINDS = ("images", "features", "activations")   # what the trainer caches (see kaggle_kit.data.cache)
 
 
 def size_text(n: int) -> str:
@@ -38,8 +38,8 @@ def cache_cmd(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..cache import Cache
-    from ..project import Project
+    from kaggle_kit.data.cache import Cache
+    from kaggle_kit.project import Project
 
     cache = Cache(Project.find().cache)
     out = console()

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..schedules import SCHEDULES
-from .base import arg, command, competition_arg, console, run_args
+from kaggle_kit.training.schedules import SCHEDULES
+from kaggle_kit.cli.base import arg, command, competition_arg, console, run_args
 
 
 def _project():
-    from ..project import Project
+    from kaggle_kit.project import Project
 
     return Project.find()
 
@@ -94,8 +94,8 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--parallel-folds", type=int, metavar="N", help="train folds in N processes, one per GPU"),
          arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
 def train_cmd(args: argparse.Namespace) -> int:
-    from ..trainer import train
-    from .render import ProgressView
+    from kaggle_kit.training.trainer import train
+    from kaggle_kit.cli.render import ProgressView
 
     project = _project()
     comp = project.competition(args.competition)
@@ -107,7 +107,7 @@ def train_cmd(args: argparse.Namespace) -> int:
     out = console()
     with ProgressView(out) as view:
         if args.parallel_folds not in (None, 1):
-            from ..parallel import train_parallel
+            from kaggle_kit.training.parallel import train_parallel
 
             run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
                                  report=view)
@@ -128,7 +128,7 @@ def train_cmd(args: argparse.Namespace) -> int:
 def runs_cmd(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ..runs import list_runs
+    from kaggle_kit.training.runs import list_runs
 
     project = _project()
     comp = project.competition(args.competition)
@@ -153,9 +153,9 @@ def runs_cmd(args: argparse.Namespace) -> int:
          arg("--tta", action=argparse.BooleanOptionalAction, default=None,
              help="average with horizontally flipped images (default: the run's setting)"))
 def predict_cmd(args: argparse.Namespace) -> int:
-    from ..predict import make_submission
-    from ..runs import pick_run
-    from .render import ProgressView
+    from kaggle_kit.prediction.predictor import make_submission
+    from kaggle_kit.training.runs import pick_run
+    from kaggle_kit.cli.render import ProgressView
 
     project = _project()
     comp = project.competition(args.competition)

@@ -1,18 +1,18 @@
 """Kaggle commands: fetch, submit, status. They render; the work is in fetch.py, submit.py, status.py.
 
-All traffic goes through the official ``kaggle`` client (see :mod:`kaggle_kit.kaggle_api`), so the
-commands work against kaggle.com or a compatible server (``python -m kaggle_kit.server``).
+All traffic goes through the official ``kaggle`` client (see :mod:`kaggle_kit.kaggle.client`), so the
+commands work against kaggle.com or a compatible server (``python -m kaggle_local``).
 """
 from __future__ import annotations
 
 import argparse
 
-from ..errors import KitError
-from .base import arg, command, competition_arg, console, positive, run_args
+from kaggle_kit.errors import KitError
+from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
 
 
 def _project():
-    from ..project import Project
+    from kaggle_kit.project import Project
 
     return Project.find()
 
@@ -28,8 +28,8 @@ def _slug(project, given: str | None) -> str:
          competition_arg(),
          arg("--force", action="store_true", help="download and extract again even if the data is complete"))
 def fetch_cmd(args: argparse.Namespace) -> int:
-    from ..fetch import fetch
-    from ..kaggle_api import KaggleClient
+    from kaggle_kit.kaggle.fetch import fetch
+    from kaggle_kit.kaggle.client import KaggleClient
 
     project = _project()
     slug = _slug(project, args.competition)
@@ -56,9 +56,9 @@ def fetch_cmd(args: argparse.Namespace) -> int:
 def submit_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..kaggle_api import KaggleClient
-    from ..runs import pick_run
-    from ..submit import submit_run
+    from kaggle_kit.kaggle.client import KaggleClient
+    from kaggle_kit.training.runs import pick_run
+    from kaggle_kit.kaggle.submit import submit_run
 
     if args.best and args.run:
         raise KitError("pass --best or --run <id>, not both")
@@ -83,8 +83,8 @@ def submit_cmd(args: argparse.Namespace) -> int:
          arg("--timeout", type=float, default=600.0, metavar="S", help="give up waiting after S seconds (600)"),
          arg("--top", type=positive, default=10, metavar="N", help="leaderboard rows to show (10)"))
 def status_cmd(args: argparse.Namespace) -> int:
-    from ..kaggle_api import KaggleClient
-    from ..status import competition_status, wait_for_scores
+    from kaggle_kit.kaggle.client import KaggleClient
+    from kaggle_kit.kaggle.status import competition_status, wait_for_scores
 
     project = _project()
     slug = _slug(project, args.competition)

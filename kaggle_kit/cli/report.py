@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..errors import KitError
-from .base import arg, command, console
+from kaggle_kit.errors import KitError
+from kaggle_kit.cli.base import arg, command, console
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from kaggle_kit.project import Project
 
 
 @command("report", "write a run's HTML report: learning curves, confusion matrix, per-class scores, "
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 def report_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..project import Project
-    from ..report import write_report
-    from ..runs import pick_run
+    from kaggle_kit.project import Project
+    from kaggle_kit.tools.report import write_report
+    from kaggle_kit.training.runs import pick_run
 
     project = Project.find()
     slug, run_id = split_names(project, args.names)

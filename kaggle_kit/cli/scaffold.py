@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .base import arg, command, console
+from kaggle_kit.cli.base import arg, command, console
 
 
 def shown(path: Path) -> str:
@@ -27,9 +27,9 @@ def new(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..errors import KitError
-    from ..project import Project
-    from ..scaffold import counts_text, scaffold
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.project import Project
+    from kaggle_kit.tools.scaffold import counts_text, scaffold
 
     project = Project.find()
     data = args.data or project.data_root(args.slug)

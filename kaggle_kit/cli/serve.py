@@ -1,10 +1,10 @@
-"""``kaggle-kit serve``: an HTTP prediction service for one run (see :mod:`kaggle_kit.serve`)."""
+"""``kaggle-kit serve``: an HTTP prediction service for one run (see :mod:`kaggle_kit.tools.serve`)."""
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from .base import arg, command, competition_arg, console, positive, run_args
+from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -20,9 +20,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
              help="average with the flipped image unless a request sets tta (default: the run's setting)"),
          arg("--threads", type=positive, help="worker threads handling requests (default 4)"))
 def serve_cmd(args: argparse.Namespace) -> int:
-    from ..project import Project
-    from ..runs import pick_run
-    from ..serve import serve
+    from kaggle_kit.project import Project
+    from kaggle_kit.training.runs import pick_run
+    from kaggle_kit.tools.serve import serve
 
     project = Project.find()
     comp = project.competition(args.competition)

@@ -1,0 +1,1 @@
+"""The Kaggle loop over the official client: fetch, submit, status."""

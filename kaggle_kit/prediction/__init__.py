@@ -1,0 +1,1 @@
+"""Prediction: the fold-ensemble predictor and submission CSVs."""

@@ -1,0 +1,141 @@
+"""Prediction: a run's fold models, averaged (with optional flip TTA), and the submission CSV.
+
+Example (a notebook)::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.training.runs import best_run
+    project = Project.find(); comp = project.competition("cifar-10")
+    path = make_submission(project, comp, best_run(project, comp))
+
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kaggle_kit.data.cache import Cache
+from kaggle_kit.competition import Competition
+from kaggle_kit.config import TrainConfig
+from kaggle_kit.errors import KitError
+from kaggle_kit.data.manifest import build_manifest
+from kaggle_kit.project import Project
+from kaggle_kit.training.runs import RunRecord
+from kaggle_kit.prediction.submission import build_frame, expected_ids, validate_frame, write_submission
+from kaggle_kit.model.features import backbone_outputs
+from kaggle_kit.training.trainer import head_only
+
+Report = Callable[..., None]
+
+
+def _quiet(kind: str, **fields: Any) -> None:
+    pass
+
+
+@dataclass
+class Predictor:
+    """A run's fold ensemble, loaded once. Input: uint8/float RGB batches at the run's image size."""
+
+    run: RunRecord
+    models: list
+    image_size: int
+    resize: str
+    classes: tuple[str, ...]
+
+    @classmethod
+    def from_run(cls, run: RunRecord) -> "Predictor":
+        from kaggle_kit.model.classifier import load_model
+
+        if run.status != "complete" or not run.folds:
+            raise KitError(f"{run.path}: run {run.run_id} is not complete ({run.status}); "
+                           f"finish it with `kaggle-kit train --resume {run.run_id}`")
+        models = [load_model(p) for p in run.model_paths()]
+        return cls(run=run, models=models, image_size=run.image_size,
+                   resize=str(run.config.get("resize", "stretch")), classes=tuple(run.classes))
+
+    def predict_batch(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Mean probability over the fold models (and the mirrored images when ``tta``)."""
+        x = np.asarray(images, dtype=np.float32)
+        views = [x, x[:, :, ::-1]] if tta else [x]
+        total = np.zeros((len(x), len(self.classes)))
+        for model in self.models:
+            for v in views:
+                total += np.asarray(model.predict_on_batch(v), dtype=np.float64)
+        return total / (len(self.models) * len(views))
+
+    def predict_dataset(self, records, indices: np.ndarray, tta: bool, batch_size: int = 64,
+                        report: Report = _quiet) -> np.ndarray:
+        from kaggle_kit.data.pipeline import image_dataset
+
+        total = np.zeros((len(indices), len(self.classes)))
+        views = [False, True] if tta else [False]
+        steps = len(self.models) * len(views)
+        for m, model in enumerate(self.models):
+            for v, flip in enumerate(views):
+                ds = image_dataset(records, indices, None, n_classes=len(self.classes), batch_size=batch_size,
+                                   flip=flip)
+                total += model.predict(ds, verbose=0)
+                report("progress", task="predict", done=m * len(views) + v + 1, total=steps)
+        return total / steps
+
+    def predict_features(self, features, n: int, tta: bool) -> np.ndarray:
+        """For head-only runs: every fold model shares the frozen backbone, so the (cached) test
+        features are computed once and only each fold's head runs. Records n..2n-1 are the mirrored
+        images when ``tta``."""
+        x = features.read_all().astype(np.float32)
+        views = [x[:n], x[n:2 * n]] if tta else [x[:n]]
+        total = np.zeros((n, len(self.classes)))
+        for model in self.models:
+            head = model.get_layer("head")
+            for v in views:
+                total += np.asarray(head(v), dtype=np.float64)
+        return total / (len(self.models) * len(views))
+
+
+def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: bool,
+                 report: Report = _quiet) -> tuple[list[str], np.ndarray, list[str]]:
+    """Test-set probabilities in submission id order, and warnings (e.g. unreadable test images)."""
+    root = project.data_root(competition.slug)
+    manifest = build_manifest(competition, root, "test", cache_dir=project.cache)
+    if len(manifest) == 0 and not manifest.excluded:
+        raise KitError(f"{competition.slug} has no test split: nothing to predict")
+    predictor = Predictor.from_run(run)
+    records = Cache(project.cache).images(manifest, predictor.image_size, predictor.resize)
+    config = TrainConfig.from_dict(run.config)
+    if head_only(config):
+        features = backbone_outputs(project, config, records, layer=None, flip=tta, report=report)
+        proba = predictor.predict_features(features, len(manifest), tta)
+    else:
+        proba = predictor.predict_dataset(records, np.arange(len(manifest)), tta, report=report)
+    by_id = {competition.submission.id_of(i): p for i, p in zip(manifest.ids, proba)}
+    all_test_ids = list(manifest.ids) + [Path(e.path).name for e in manifest.excluded]
+    ids = expected_ids(competition, root, all_test_ids)
+    prior = proba.mean(axis=0) if len(proba) else np.full(len(competition.classes), 1 / len(competition.classes))
+    warnings = [f"{e.path}: {e.reason}; predicted the mean class distribution" for e in manifest.excluded]
+    return ids, np.stack([by_id.get(i, prior) for i in ids]), warnings
+
+
+def submission_path(project: Project, competition: Competition, run: RunRecord, tta: bool) -> Path:
+    return project.submissions / competition.slug / f"{run.run_id}{'-tta' if tta else ''}.csv"
+
+
+def make_submission(project: Project, competition: Competition, run: RunRecord, *, tta: bool | None = None,
+                    reuse: bool = True, report: Report = _quiet) -> Path:
+    """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten)."""
+    tta = bool(run.config.get("tta", True)) if tta is None else tta
+    path = submission_path(project, competition, run, tta)
+    if reuse and path.is_file():    # checked again: every id the sample submission names, valid labels
+        import pandas as pd
+
+        id_column = competition.submission.id_column
+        frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=False)
+        ids = expected_ids(competition, project.data_root(competition.slug), frame.get(id_column, []))
+        validate_frame(competition, frame, ids, where=str(path))
+        return path
+    ids, proba, warnings = predict_test(project, competition, run, tta=tta, report=report)
+    for w in warnings:
+        report("warning", message=w)
+    frame = build_frame(competition.submission, competition.classes, ids, proba)
+    return write_submission(competition, frame, ids, path)

@@ -1,0 +1,1 @@
+"""Tools over the pipeline: audit (inspect), report, scaffold (new), serve."""

@@ -1,0 +1,230 @@
+"""The prediction service: a run's fold ensemble behind HTTP (``kaggle-kit serve``).
+
+Routes (every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx status):
+
+- ``POST /predict``: an image as a multipart upload (any field name) or as the raw request body;
+  optional ``k`` / ``top_k`` (query or form field) and ``tta`` (``1``/``0``, ``true``/``false``).
+  Answers ``{"predictions": [{"class": ..., "probability": ...}, ...], "run_id": ..., "tta": ...}``,
+  most probable first.
+- ``GET /health``: ``{"status": "ok", ...}`` once the models are loaded.
+- ``GET /info``: the competition, run id, classes, CV score and metric, backbone, image size, folds.
+
+The models load once, before the server listens. Requests are decoded and resized in parallel, and
+the model calls take turns behind one lock: Keras does not promise thread-safe calls, and a single
+call already spreads over the cores through TensorFlow's own thread pool, so the lock costs little.
+
+Example (a notebook; the Flask test client needs no socket)::
+
+    from kaggle_kit.project import Project
+    from kaggle_kit.prediction.predictor import Predictor
+    from kaggle_kit.training.runs import best_run
+    project = Project.find(); comp = project.competition("cifar-10")
+    app = create_app(Predictor.from_run(best_run(project, comp)), top_k=3)
+    app.test_client().post("/predict", data=open("cat.png", "rb").read()).json
+    # -> {'predictions': [{'class': 'cat', 'probability': 0.91}, ...], 'run_id': '...', 'tta': False}
+
+"""
+from __future__ import annotations
+
+import errno
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from kaggle_kit.errors import KitError
+from kaggle_kit.data.images import BadImage, decode_rgb, resize
+
+if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a service starts
+    from flask import Flask
+
+    from kaggle_kit.prediction.predictor import Predictor
+    from kaggle_kit.training.runs import RunRecord
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_TOP_K = 3
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_THREADS = 4
+TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+Report = Callable[..., None]   # report(kind: str, **fields): what the CLI prints
+
+
+def _quiet(kind: str, **fields: Any) -> None:
+    pass
+
+
+class RequestError(KitError):
+    """A request the service refuses; ``status`` is the HTTP status it answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Ranked:
+    label: str
+    probability: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"class": self.label, "probability": self.probability}
+
+
+class Classifier:
+    """Image bytes -> the top-k classes of a :class:`Predictor`; safe to call from many threads."""
+
+    def __init__(self, predictor: "Predictor") -> None:
+        self.predictor = predictor
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """One call on a blank image, so a broken model fails now and the first request is not slow."""
+        size = self.predictor.image_size
+        self._proba(np.zeros((size, size, 3), np.uint8), tta=False)
+
+    def classify(self, data: bytes, *, k: int, tta: bool) -> list[Ranked]:
+        if not data:
+            raise RequestError("empty request: send an image as a multipart upload or as the request body")
+        try:
+            image = decode_rgb(data)
+        except BadImage as e:
+            raise RequestError(f"the upload is not a usable image: {e}") from None
+        proba = self._proba(resize(image, self.predictor.image_size, self.predictor.resize), tta=tta)
+        order = np.argsort(-proba, kind="stable")[:k]
+        return [Ranked(self.predictor.classes[i], float(proba[i])) for i in order]
+
+    def _proba(self, image: np.ndarray, *, tta: bool) -> np.ndarray:
+        with self._lock:
+            return self.predictor.predict_batch(image[None], tta=tta)[0]
+
+
+def describe(predictor: "Predictor", *, top_k: int, tta: bool, max_bytes: int) -> dict[str, Any]:
+    """What ``GET /info`` answers: the run behind the service and the service's defaults."""
+    run = predictor.run
+    return {"competition": run.slug, "run_id": run.run_id, "classes": list(predictor.classes),
+            "cv": run.cv, "metric": run.metric, "direction": run.direction, "backbone": run.backbone,
+            "image_size": predictor.image_size, "resize": predictor.resize, "folds": len(predictor.models),
+            "top_k": top_k, "tta": tta, "max_bytes": max_bytes}
+
+
+def parse_top_k(raw: str | None, default: int, n_classes: int) -> int:
+    """``k`` from a request: a positive integer, capped at the number of classes."""
+    if raw is None or raw == "":
+        return min(default, n_classes)
+    try:
+        k = int(raw)
+    except ValueError:
+        raise RequestError(f"k must be a positive integer, not {raw!r}") from None
+    if k < 1:
+        raise RequestError(f"k must be a positive integer, not {raw!r}")
+    return min(k, n_classes)
+
+
+def parse_flag(raw: str | None, default: bool, name: str) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in TRUE or value in FALSE:
+        return value in TRUE
+    raise RequestError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
+
+
+def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes: int = DEFAULT_MAX_BYTES,
+               tta: bool = False) -> "Flask":
+    """A Flask app serving ``predictor`` (warmed up with one call); ``top_k`` and ``tta`` are the defaults
+    a request can change, ``max_bytes`` the largest request body accepted (larger ones get 413)."""
+    from flask import Flask, jsonify, request
+    from werkzeug.exceptions import HTTPException
+
+    if top_k < 1:
+        raise KitError(f"top-k must be at least 1, not {top_k}")
+    if max_bytes < 1:
+        raise KitError(f"max bytes must be at least 1, not {max_bytes}")
+    classifier = Classifier(predictor)
+    classifier.warm_up()
+    info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes)
+    app = Flask("kaggle_kit.tools.serve")
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes
+    app.json.sort_keys = False
+
+    def option(*names: str) -> str | None:
+        """A request option from the query string, or from the form of a multipart upload."""
+        sources = [request.args] + ([request.form] if request.mimetype == "multipart/form-data" else [])
+        for source in sources:
+            for name in names:
+                if name in source:
+                    return source[name]
+        return None
+
+    def upload() -> bytes:
+        """The image: the first uploaded file of a multipart form, else the raw body (any content type)."""
+        if request.mimetype == "multipart/form-data":
+            first = next(iter(request.files.values()), None)
+            return first.read() if first is not None else b""
+        return request.get_data(cache=False)
+
+    @app.post("/predict")
+    def predict():
+        data = upload()
+        k = parse_top_k(option("k", "top_k"), top_k, len(predictor.classes))
+        use_tta = parse_flag(option("tta"), tta, "tta")
+        ranked = classifier.classify(data, k=k, tta=use_tta)
+        return jsonify(predictions=[r.as_json() for r in ranked], run_id=predictor.run.run_id, tta=use_tta)
+
+    @app.get("/health")
+    def health():
+        return jsonify(status="ok", run_id=predictor.run.run_id, folds=len(predictor.models))
+
+    @app.get("/info")
+    def describe_run():
+        return jsonify(info)
+
+    @app.errorhandler(RequestError)
+    def refused(e: RequestError):
+        return jsonify(error=str(e)), e.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        if e.code == 413:
+            message = f"request body too large: the limit is {max_bytes} bytes"
+        else:
+            message = f"{e.name}: {request.method} {request.path}" if e.code in (404, 405) else e.name
+        return jsonify(error=message), e.code
+
+    @app.errorhandler(Exception)
+    def crashed(e: Exception):
+        app.logger.exception("prediction failed")
+        return jsonify(error=f"internal error: {type(e).__name__}: {e}"), 500
+
+    return app
+
+
+def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = DEFAULT_TOP_K,
+          max_bytes: int = DEFAULT_MAX_BYTES, tta: bool | None = None, threads: int = DEFAULT_THREADS,
+          report: Report = _quiet) -> None:
+    """Load ``run``'s fold models, listen on ``host:port`` (0 picks a free port) and serve until Ctrl-C,
+    then return. ``tta`` None follows the run's own setting. Reports ``ready`` with the URL once listening."""
+    from waitress import create_server
+
+    from kaggle_kit.prediction.predictor import Predictor
+
+    predictor = Predictor.from_run(run)
+    tta = bool(run.config.get("tta", True)) if tta is None else tta
+    app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta)
+    try:
+        # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413
+        server = create_server(app, host=host, port=port, threads=threads, ident="kaggle-kit",
+                               max_request_body_size=2 * max_bytes + 2**20)
+    except OSError as e:
+        hint = "; pick another --port" if e.errno == errno.EADDRINUSE else ""
+        raise KitError(f"{host}:{port}: cannot listen ({e.strerror}){hint}") from None
+    host_shown = f"[{host}]" if ":" in host else host
+    report("ready", url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
+           folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes)
+    try:
+        server.run()
+    finally:
+        server.close()

@@ -1,0 +1,1 @@
+"""Training: folds, callbacks, schedules, the two-phase trainer, parallel folds, run records."""

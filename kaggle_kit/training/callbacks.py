@@ -1,0 +1,252 @@
+"""Training callbacks. One :class:`Tracker` base watches the competition metric; checkpointing,
+early stopping and learning-rate reduction differ only in what they do on improvement or plateau.
+
+:class:`EvaluateMetric` must come first in the callback list: it scores the validation set with
+the competition's own metric and writes ``val_score`` into the epoch logs the others read.
+
+Example:
+    >>> t = Tracker(mode="min")
+    >>> [t.update(v) for v in (0.5, 0.4, 0.45)]
+    [True, True, False]
+    >>> (t.best, t.best_epoch, t.wait)
+    (0.4, 1, 1)
+"""
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from kaggle_kit import interrupt
+from kaggle_kit.atomic import atomic_path, atomic_write_json
+from kaggle_kit.errors import DiskFullError, KitError
+from kaggle_kit.metrics import Metric, log_loss
+
+
+class Tracker(keras.callbacks.Callback):
+    """Tracks the best value of ``logs[monitor]`` in direction ``mode`` ("max" or "min").
+
+    A tie on the monitored value (common for accuracy on a small validation set) is broken by the
+    lower ``logs[tiebreak]`` (validation log loss), so a more confident model still counts as better.
+    """
+
+    def __init__(self, *, monitor: str = "val_score", mode: str = "max", min_delta: float = 0.0,
+                 tiebreak: str | None = "val_logloss") -> None:
+        super().__init__()
+        self.monitor, self.mode, self.min_delta, self.tiebreak = monitor, mode, min_delta, tiebreak
+        self.best: float | None = None
+        self.best_tie: float | None = None
+        self.best_epoch = -1
+        self.wait = 0
+        self._epoch = -1
+
+    def improved(self, value: float, tie: float | None = None) -> bool:
+        if self.best is None:
+            return True
+        if value == self.best and tie is not None and self.best_tie is not None:
+            return tie < self.best_tie
+        return value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
+
+    def update(self, value: float, tie: float | None = None) -> bool:
+        self._epoch += 1
+        if self.improved(value, tie):
+            self.best, self.best_tie, self.best_epoch, self.wait = value, tie, self._epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch - 1
+        logs = logs or {}
+        tie = logs.get(self.tiebreak) if self.tiebreak else None
+        if self.update(float(logs[self.monitor]), None if tie is None else float(tie)):
+            self.on_improve(epoch, logs)
+        else:
+            self.on_plateau(epoch, logs)
+
+    def on_improve(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_plateau(self, epoch: int, logs: dict) -> None:
+        pass
+
+    # state survives a resume
+    def state(self) -> dict:
+        return {"best": self.best, "best_tie": self.best_tie, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state(self, state: dict) -> None:
+        self.best, self.best_tie = state.get("best"), state.get("best_tie")
+        self.best_epoch, self.wait = state.get("best_epoch", -1), state.get("wait", 0)
+
+
+class EvaluateMetric(keras.callbacks.Callback):
+    """Scores the validation data with the competition metric: ``val_score`` and ``val_logloss``."""
+
+    def __init__(self, val_data, y_true: np.ndarray, metric: Metric) -> None:
+        super().__init__()
+        self.val_data, self.y_true, self.metric = val_data, y_true, metric
+        self.last_proba: np.ndarray | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        proba = self.model.predict(self.val_data, verbose=0, callbacks=[StopOnInterrupt()])
+        self.last_proba = proba
+        if logs is not None:
+            logs["val_score"] = self.metric(self.y_true, proba)
+            logs["val_logloss"] = log_loss(self.y_true, proba)
+
+
+class SaveBest(Tracker):
+    """Writes the best model (``save(path)``) and its validation predictions atomically."""
+
+    def __init__(self, *, path: Path, save: Callable[[Path], None], evaluator: EvaluateMetric, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.path, self.save, self.evaluator = Path(path), save, evaluator
+
+    def on_improve(self, epoch: int, logs: dict) -> None:
+        with atomic_path(self.path, suffix=".keras") as tmp:
+            self.save(tmp)
+        with atomic_path(self.path.with_name("oof.npy"), suffix=".npy") as tmp:
+            np.save(tmp, self.evaluator.last_proba)
+
+
+class EarlyStop(Tracker):
+    """Stops training after ``patience`` epochs without improvement."""
+
+    def __init__(self, *, patience: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.patience = patience
+
+    def on_plateau(self, epoch: int, logs: dict) -> None:
+        if self.wait >= self.patience:
+            self.model.stop_training = True
+
+
+class ReduceLR(Tracker):
+    """Multiplies the learning rate by ``factor`` after ``patience`` epochs without improvement."""
+
+    def __init__(self, *, patience: int, factor: float = 0.3, min_lr: float = 1e-6, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.patience, self.factor, self.min_lr = patience, factor, min_lr
+
+    def on_plateau(self, epoch: int, logs: dict) -> None:
+        if self.wait >= self.patience:
+            lr = float(self.model.optimizer.learning_rate)
+            self.model.optimizer.learning_rate = max(self.min_lr, lr * self.factor)
+            self.wait = 0
+
+
+class SaveState(keras.callbacks.Callback):
+    """After every epoch: the model being trained (``last.keras``), the trackers' state and a
+    history row, so a killed run loses at most the epoch in progress."""
+
+    def __init__(self, *, fold_dir: Path, phase: int, trackers: list[Tracker], history: Path,
+                 fold: int) -> None:
+        super().__init__()
+        self.fold_dir, self.phase, self.trackers, self.history, self.fold = Path(fold_dir), phase, trackers, history, fold
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = {} if logs is None else logs
+        logs["lr"] = float(self.model.optimizer.learning_rate)   # the rate for the next epoch (Progress shows it)
+        with atomic_path(self.fold_dir / "last.keras", suffix=".keras") as tmp:
+            self.model.save(tmp)
+        atomic_write_json(self.fold_dir / "state.json", {
+            "phase": self.phase, "epoch": epoch,
+            "lr": logs["lr"],
+            "trackers": [t.state() for t in self.trackers],
+        })
+        row = {"fold": self.fold, "phase": self.phase, "epoch": epoch + 1,
+               "seconds": round(time.perf_counter() - self._start, 2),
+               **{k: round(float(v), 6) for k, v in logs.items()}}
+        append_row(self.history, row)
+
+
+HISTORY_FIELDS = ["fold", "phase", "epoch", "seconds", "loss", "val_score", "val_logloss", "lr"]
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one history row, as one ``O_APPEND`` write so parallel fold workers never interleave.
+    A new file gets its header first: it is linked into place already holding it. A failed write (a
+    full disk) cuts the file back to its earlier rows and raises DiskFullError or KitError."""
+    size = 0
+    try:
+        if not path.exists():
+            _create_with_header(path)
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=HISTORY_FIELDS, extrasaction="ignore").writerow(row)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            os.write(fd, line.getvalue().encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if size:
+            try:
+                os.truncate(path, size)   # drop a partly written row
+            except OSError:
+                pass
+        if e.errno == errno.ENOSPC:
+            raise DiskFullError(f"{path}: disk full while writing; the earlier rows are intact") from None
+        raise KitError(f"{path}: could not write: {e.strerror or e}") from None
+
+
+def _create_with_header(path: Path) -> None:
+    header = io.StringIO()
+    csv.DictWriter(header, fieldnames=HISTORY_FIELDS).writeheader()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(header.getvalue())
+        os.link(tmp, path)                # fails if another process created it first: keep theirs
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises a Ctrl-C held by :func:`kaggle_kit.interrupt.deferred` after the batch (training,
+    validation or prediction) or the epoch in progress: never inside a training step or a save."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        interrupt.check()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupt.check()
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end
+
+
+class Progress(keras.callbacks.Callback):
+    """Forwards batch and epoch progress to ``report(kind, **fields)``; the CLI draws it."""
+
+    def __init__(self, report: Callable[..., None], **context: Any) -> None:
+        super().__init__()
+        self.report, self.context = report, context
+        self.steps: int | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.steps = self.params.get("steps")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.report("epoch_begin", epoch=epoch + 1, epochs=self.params.get("epochs"), steps=self.steps, **self.context)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.report("batch", step=batch + 1, steps=self.steps, **self.context)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.report("epoch_end", epoch=epoch + 1, epochs=self.params.get("epochs"),
+                    logs={k: float(v) for k, v in (logs or {}).items()}, **self.context)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.report("phase_end", **self.context)

@@ -1,0 +1,193 @@
+"""Run records: ``checkpoints/<slug>/<run-id>/run.json`` and friends, listed best first.
+
+A run folder holds ``run.json`` (config, versions, seed, classes, per-fold and CV scores, timings,
+excluded images, submissions), ``fold_<k>/best.keras``, ``oof.csv`` and ``history.csv``.
+
+Example:
+    >>> import tempfile
+    >>> from kaggle_kit.project import Project
+    >>> project = Project(Path(tempfile.mkdtemp()))
+    >>> rec = RunRecord.create(project, "cifar-10", backbone="simple_cnn")
+    >>> rec.status, load_run(project, "cifar-10", rec.run_id).run_id == rec.run_id
+    ('running', True)
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kaggle_kit.atomic import atomic_write_json
+from kaggle_kit.competition import Competition
+from kaggle_kit.errors import KitError
+from kaggle_kit.project import Project
+from kaggle_kit.registry import unknown_message
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    score: float
+    best_epoch: int
+    epochs: int
+    train_size: int
+    val_size: int
+    seconds: float
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    slug: str
+    path: Path
+    status: str = "running"              # running, complete, failed
+    created: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    metric: str = ""
+    direction: str = "max"
+    folds: list[FoldResult] = field(default_factory=list)
+    n_splits: int = 0
+    cv: float | None = None
+    seconds: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    train_size: int = 0
+    fingerprint: str = ""                # of the training images, so a resume checks they did not change
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    # -- files ---------------------------------------------------------------------------------
+    @property
+    def json_path(self) -> Path:
+        return self.path / "run.json"
+
+    def fold_dir(self, k: int) -> Path:
+        return self.path / f"fold_{k}"
+
+    def model_paths(self) -> list[Path]:
+        return [self.fold_dir(f.fold) / "best.keras" for f in self.folds]
+
+    @property
+    def backbone(self) -> str:
+        return str(self.config.get("backbone", "?"))
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.get("image_size", 0))
+
+    def fold_done(self, k: int) -> bool:
+        return any(f.fold == k for f in self.folds)
+
+    def add_fold(self, result: FoldResult) -> None:
+        """Record a finished fold in ``fold_<k>/result.json``, the source of truth for folds
+        (parallel fold workers never write the same file; ``run.json`` keeps a summary)."""
+        atomic_write_json(self.fold_dir(result.fold) / "result.json", asdict(result))
+        self.folds = _fold_results(self.path)
+
+    # -- persistence ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, project: Project, slug: str, backbone: str = "model", **values: Any) -> "RunRecord":
+        """A new run folder with a unique id (two runs started at once never share one)."""
+        base = project.checkpoints / slug
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        while True:
+            run_id = f"{stamp}-{backbone}-{secrets.token_hex(2)}"
+            try:
+                (base / run_id).mkdir()
+                break
+            except FileExistsError:
+                continue
+        rec = cls(run_id=run_id, slug=slug, path=base / run_id,
+                  created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **values)
+        rec.save()
+        return rec
+
+    def save(self) -> None:
+        data = asdict(self)
+        data.pop("path")
+        atomic_write_json(self.json_path, data)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunRecord":
+        try:
+            data = json.loads((path / "run.json").read_text())
+        except FileNotFoundError:
+            raise KitError(f"{path / 'run.json'}: run record not found") from None
+        except json.JSONDecodeError as e:
+            raise KitError(f"{path / 'run.json'}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["folds"] = _fold_results(path) or [FoldResult(**f) for f in data.get("folds", [])]
+        return cls(path=path, **data)
+
+    def add_submission(self, *, ref: Any, file: str, message: str) -> None:
+        self.submissions.append({"ref": ref, "file": file, "message": message,
+                                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        self.save()
+
+
+def _fold_results(path: Path) -> list[FoldResult]:
+    out = []
+    for f in sorted(path.glob("fold_*/result.json")):
+        try:
+            out.append(FoldResult(**json.loads(f.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda r: r.fold)
+
+
+def list_runs(project: Project, competition: Competition, complete_only: bool = False) -> list[RunRecord]:
+    """Runs of one competition, best CV first in the metric's direction; unscored runs last."""
+    base = project.checkpoints / competition.slug
+    runs = []
+    if base.is_dir():
+        for d in sorted(base.iterdir()):
+            if (d / "run.json").is_file():
+                try:
+                    runs.append(RunRecord.load(d))
+                except KitError:
+                    continue  # a damaged record is shown by `runs --all`, not used for --best
+    if complete_only:
+        runs = [r for r in runs if r.status == "complete"]
+    sign = -1 if competition.scorer.direction == "max" else 1
+    return sorted(runs, key=lambda r: (r.cv is None, sign * (r.cv or 0.0), r.run_id))
+
+
+def load_run(project: Project, slug: str, run_id: str) -> RunRecord:
+    path = project.checkpoints / slug / run_id
+    if not (path / "run.json").is_file():
+        base = project.checkpoints / slug
+        known = sorted(d.name for d in base.iterdir()) if base.is_dir() else []
+        raise KitError(unknown_message(f"run of {slug}", run_id, known))
+    return RunRecord.load(path)
+
+
+def best_run(project: Project, competition: Competition) -> RunRecord:
+    runs = [r for r in list_runs(project, competition, complete_only=True) if r.cv is not None]
+    if not runs:
+        raise KitError(f"{project.checkpoints / competition.slug}: no finished run of {competition.slug} yet; "
+                       f"train one with `kaggle-kit train {competition.slug}`")
+    return runs[0]
+
+
+def pick_run(project: Project, competition: Competition, run_id: str | None) -> RunRecord:
+    """``--run <id>`` if given, else the best finished run by CV."""
+    return load_run(project, competition.slug, run_id) if run_id else best_run(project, competition)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("kaggle-kit", "tensorflow", "tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "kaggle"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    out["python"] = ".".join(map(str, __import__("sys").version_info[:3]))
+    return out

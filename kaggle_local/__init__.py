@@ -1,0 +1,15 @@
+"""A local Kaggle-compatible API server, for tests and the offline demo.
+
+It implements the API calls the official ``kaggle`` client makes to fetch data, submit, and read
+submissions and leaderboards; scores submissions against a ``solution.csv``; enforces a daily
+submission limit; and can inject faults (HTTP errors, Retry-After, delays, dropped connections).
+It listens on 127.0.0.1 only.
+
+Start it:
+    python -m kaggle_local --root <folder> --port 0        # prints the port, serves until Ctrl-C
+    with LocalKaggleServer(root=...) as server: env = server.env(home)
+"""
+from kaggle_local.faults import Fault
+from kaggle_local.local import BUNDLED_ROOT, UNSET, LocalKaggleServer, ServerConfig, client_env, merged_environ
+
+__all__ = ["BUNDLED_ROOT", "UNSET", "Fault", "LocalKaggleServer", "ServerConfig", "client_env", "merged_environ"]
