@@ -6,7 +6,7 @@
                                                  "daily_limit", "rules_accepted"} and the scoring
                                                  facts (see :mod:`kaggle_local.scoring`)
 
-A competition's ``competition.json`` can also be given from elsewhere (``settings={slug: path}``),
+A competition's ``competition.json`` can also be given from elsewhere (``competition_json={slug: path}``),
 for a folder the server must not write into, such as ``../shared/competitions``.
 
 Example:
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kaggle_local.errors import ServerError
-from kaggle_local.scoring import SCORING_KEYS, Scorer
+from kaggle_local.scoring import SCORING_KEYS, Scorer, check_facts
 
 __all__ = ["SETTINGS", "SETTINGS_KEYS", "SOLUTION", "ServedCompetition", "load_catalogue"]
 
@@ -80,28 +80,29 @@ class ServedCompetition:
         return None
 
 
-def load_catalogue(root: Path, *, settings: Mapping[str, Path] | None = None, daily_limit: int = 5,
+def load_catalogue(root: Path, *, competition_json: Mapping[str, Path] | None = None, daily_limit: int = 5,
                    rules_not_accepted: frozenset[str] = frozenset()) -> list[ServedCompetition]:
     """Every ``<root>/<slug>/<slug>.zip``, with its settings and scorer.
 
-    ``settings`` maps a slug to the ``competition.json`` to use instead of ``<root>/<slug>/competition.json``.
+    ``competition_json`` maps a slug to the file to use instead of ``<root>/<slug>/competition.json``.
     """
     root = Path(root)
     if not root.is_dir():
         raise ServerError(f"{root}: competitions folder not found")
-    settings = dict(settings or {})
+    given_files = dict(competition_json or {})
     served = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         archive = folder / f"{folder.name}.zip"
         if not archive.is_file():
             continue
-        given = settings.pop(folder.name, None)
+        given = given_files.pop(folder.name, None)
         where = Path(given) if given is not None else folder / SETTINGS
         if given is not None and not where.is_file():
             raise ServerError(f"{where}: not found (given as the competition.json of {folder.name})")
         facts = _settings(where)
+        scoring = check_facts(facts, str(where))      # also without a solution: a misspelt metric stops the start
         solution = folder / SOLUTION
-        scorer = Scorer.load(folder.name, solution, facts, str(where)) if solution.is_file() else None
+        scorer = Scorer.load(folder.name, solution, scoring, str(where)) if solution.is_file() else None
         served.append(ServedCompetition(
             slug=folder.name,
             archive=archive,
@@ -111,12 +112,12 @@ def load_catalogue(root: Path, *, settings: Mapping[str, Path] | None = None, da
             deadline=_deadline(facts.get("deadline"), where),
             daily_limit=int(facts.get("daily_limit", daily_limit)),
             rules_accepted=bool(facts.get("rules_accepted", True)) and folder.name not in rules_not_accepted,
-            metric=scorer.metric.name if scorer else str(facts.get("metric") or ""),
+            metric=scorer.metric.name if scorer else scoring.get("metric", ""),
             scorer=scorer,
         ))
-    if settings:
-        raise ServerError(f"{root}: no competition {', '.join(sorted(settings))} to apply "
-                          f"{', '.join(str(p) for p in settings.values())} to")
+    if given_files:
+        raise ServerError(f"{root}: no competition {', '.join(sorted(given_files))} to apply "
+                          f"{', '.join(str(p) for p in given_files.values())} to")
     return served
 
 

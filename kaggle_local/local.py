@@ -80,7 +80,7 @@ class LocalKaggleServer:
         if "rules_not_accepted" in options:
             options["rules_not_accepted"] = frozenset(options["rules_not_accepted"])
         self.config = ServerConfig(root=Path(root), **options)
-        catalogue = load_catalogue(self.config.root, settings=self.config.competition_json,
+        catalogue = load_catalogue(self.config.root, competition_json=self.config.competition_json,
                                    daily_limit=self.config.daily_limit,
                                    rules_not_accepted=self.config.rules_not_accepted)
         self.ledger = Ledger(catalogue, scoring_delay=self.config.scoring_delay,

@@ -123,7 +123,7 @@ def check_facts(facts: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise ServerError(f"{where}: 'labels' must be one of {', '.join(LABELS)}, not {out['labels']!r}")
     if "classes" in out:
         classes = out["classes"]
-        if (not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes)
+        if (not isinstance(classes, (list, tuple)) or len(classes) < 2 or len(set(classes)) != len(classes)
                 or not all(isinstance(c, str) and c.strip() for c in classes)):
             raise ServerError(f"{where}: 'classes' must be a list of at least two different names")
         out["classes"] = tuple(c.strip() for c in classes)

@@ -184,6 +184,9 @@ def test_competition_json_mistakes_stop_the_server_at_start(tmp_path):
     good.write_text(json.dumps({"metric": "accuracy"}))
     with pytest.raises(ServerError, match="served: no competition other-slug to apply .*good.json to"):
         LocalKaggleServer(root=root, competition_json={SLUG: good, "other-slug": good})
+    add_competition(root, "no-answers", tiny_members(), settings={"metric": "auc"})     # checked without a solution
+    with pytest.raises(ServerError, match="no-answers/competition.json: unknown metric 'auc'"):
+        LocalKaggleServer(root=root, competition_json={SLUG: good})
 
 
 def test_bundled_demo_competition_states_its_facts():
