@@ -3,7 +3,9 @@
     .venv/bin/python bench/accuracy.py cifar-10 --recipe fast
     .venv/bin/python bench/accuracy.py pistolas-vs-smartphones --recipe fast
 
-It starts the local Kaggle-compatible server on ``../shared/competitions``, then in a fresh scratch
+It starts the local Kaggle-compatible server on ``../shared/competitions`` (each competition's
+``competition.json``, its metric and submission format, from ``bench/served/<slug>.json``: the
+shared folder is not written to), then in a fresh scratch
 project (empty data, checkpoints and caches) runs ``kaggle-kit fetch``, ``train --recipe``,
 ``submit --best`` and ``status``, and ends with one ``key=value`` line:
 
@@ -50,7 +52,8 @@ def main() -> int:
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     peak_kb = 0
-    with LocalKaggleServer(root=args.shared, project=REPO) as server:
+    served = {p.stem: p for p in (REPO / "bench" / "served").glob("*.json") if (Path(args.shared) / p.stem).is_dir()}
+    with LocalKaggleServer(root=args.shared, competition_json=served) as server:
         env = {**server.environ(scratch / "home"), **env_base}
         for step in steps:
             print(f"$ kaggle-kit {' '.join(step)}", flush=True)

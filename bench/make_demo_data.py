@@ -6,30 +6,38 @@ class (200, by their true label), renumbers both 1..N in that order, and writes:
 - ``kaggle_local/competitions/cifar-10-mini/cifar-10-mini.zip``: ``train/<n>.jpg`` +
   ``trainLabels.csv``, ``test/<n>.jpg`` + ``sampleSubmission.csv`` (the layout of cifar-10.zip);
 - ``kaggle_local/competitions/cifar-10-mini/solution.csv``: ``id,label``, the true test labels
-  the local Kaggle server scores submissions with.
+  the local Kaggle server scores submissions with;
+- ``kaggle_local/competitions/cifar-10-mini/competition.json``: its title, daily limit and the
+  scoring facts (accuracy on the class name in ``label``, the ten classes).
 
 The output is byte-for-byte reproducible (fixed member order and timestamps).
 
 Usage:
-    python bench/make_demo_data.py [--source /work/shared/competitions/cifar-10] [--out DIR]
+    python bench/make_demo_data.py [--source ../shared/competitions/cifar-10] [--out DIR]
+
+(the default source is ``shared/competitions/cifar-10`` beside the repository).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
+import json
 import zipfile
 from collections import defaultdict
 from pathlib import Path
 
-from kaggle_kit.atomic import atomic_path, atomic_write_text
+from kaggle_local.atomic import atomic_path, atomic_write_text
 
 TRAIN_PER_CLASS = 40
 TEST_PER_CLASS = 20
 STAMP = (2024, 1, 1, 0, 0, 0)          # every member gets this date: a reproducible archive
 SLUG = "cifar-10-mini"
-DEFAULT_SOURCE = Path("/work/shared/competitions/cifar-10")
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "kaggle_kit" / "bundled" / "server" / SLUG
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = REPO.parent / "shared" / "competitions" / "cifar-10"
+DEFAULT_OUT = REPO / "kaggle_local" / "competitions" / SLUG
+SETTINGS = {"title": "CIFAR-10 mini (kaggle-kit demo)", "category": "Playground", "reward": "Kudos",
+            "daily_limit": 5, "metric": "accuracy", "id_column": "id", "labels": "name", "label_column": "label"}
 
 
 def read_labels(text: str) -> list[tuple[str, str]]:
@@ -75,6 +83,8 @@ def build(source: Path, out: Path) -> None:
                 add(zout, f"test/{new}.jpg", zin.read(f"test/{old}.jpg"))
             add(zout, "sampleSubmission.csv", to_csv(("id", "label"), [(n, "cat") for n in range(1, len(test) + 1)]).encode())
     atomic_write_text(out / "solution.csv", to_csv(("id", "label"), [(n, lab) for n, (_, lab) in enumerate(test, 1)]))
+    settings = {**SETTINGS, "classes": sorted({lab for _, lab in test})}
+    atomic_write_text(out / "competition.json", json.dumps(settings, indent=2) + "\n")
     print(f"{out / f'{SLUG}.zip'}: {len(train)} train + {len(test)} test images, "
           f"{(out / f'{SLUG}.zip').stat().st_size // 1024} KiB")
 

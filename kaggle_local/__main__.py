@@ -12,8 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
-from kaggle_kit.errors import KitError
+from kaggle_local.errors import ServerError
 from kaggle_local.local import BUNDLED_ROOT, UNSET, LocalKaggleServer
+
+__all__ = ["build_parser", "main"]
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -38,21 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring-delay", type=float, default=0.0, metavar="S",
                    help="seconds a new submission stays pending (0)")
     p.add_argument("--state-dir", type=Path, help="keep submissions here across restarts")
-    p.add_argument("--project", type=Path, help="kaggle-kit project whose competition plugins define the metrics")
+    p.add_argument("--competition-json", type=_pair, action="append", metavar="SLUG:PATH",
+                   help="use PATH as the competition.json of SLUG, instead of <root>/SLUG/competition.json "
+                        "(repeatable; for a folder the server must not write into)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = {"port": args.port, "daily_limit": args.daily_limit, "rules_not_accepted": args.rules_not_accepted,
-               "scoring_delay": args.scoring_delay, "state_dir": args.state_dir, "project": args.project}
+               "scoring_delay": args.scoring_delay, "state_dir": args.state_dir,
+               "competition_json": {slug: Path(path) for slug, path in args.competition_json or []}}
     if args.user:
         options["users"] = dict(args.user)
     if args.token:
         options["tokens"] = dict(args.token)
     try:
         server = LocalKaggleServer(root=args.root, **options)
-    except KitError as e:
+    except ServerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(server.port, flush=True)

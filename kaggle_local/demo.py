@@ -3,17 +3,22 @@
 It starts the local Kaggle-compatible server (serving the bundled ``cifar-10-mini`` competition) on
 127.0.0.1, points the official ``kaggle`` client at it through the client's own settings, runs the
 same ``kaggle-kit`` commands a competitor runs against kaggle.com, and stops the server.
-A hermetic ``HOME`` under the project cache keeps your real ``~/.kaggle`` out of it.
+The commands run in the current folder, which finds the kit project as it always does
+(``$KAGGLE_KIT_HOME``, or the nearest folder with ``competitions/``); a scratch ``HOME``, deleted
+afterwards, keeps your real ``~/.kaggle`` out of it. Nothing here imports ``kaggle_kit``.
 """
 from __future__ import annotations
 
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-from kaggle_kit.project import Project
 from kaggle_local import LocalKaggleServer
+
+__all__ = ["SLUG", "STEPS", "main"]
 
 SLUG = "cifar-10-mini"
 STEPS = (
@@ -27,11 +32,10 @@ STEPS = (
 
 
 def main() -> int:
-    project = Project.find()
-    home = project.cache / "demo-home"
     started = time.perf_counter()
-    with LocalKaggleServer(scoring_delay=1.0) as server:
-        env = {**server.environ(home), "KAGGLE_KIT_HOME": str(project.root), "KAGGLE_KIT_COMPETITION": SLUG}
+    with tempfile.TemporaryDirectory(prefix="kaggle-local-demo-") as home, \
+            LocalKaggleServer(scoring_delay=1.0) as server:
+        env = {**server.environ(Path(home)), "KAGGLE_KIT_COMPETITION": SLUG}
         print(f"local Kaggle-compatible server on {server.url} (KAGGLE_API_ENVIRONMENT=LOCALHOST, "
               f"HTTP_PROXY={env['HTTP_PROXY']})", flush=True)
         for step in STEPS:

@@ -17,7 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kaggle_kit.errors import KitError
+from kaggle_local.errors import ServerError
+
+__all__ = ["Fault", "FaultBook"]
 
 
 @dataclass(kw_only=True)
@@ -38,7 +40,7 @@ class Fault:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown or "method" not in data:
-            raise KitError(f"a fault needs 'method' and takes {', '.join(sorted(names))}; got {', '.join(sorted(data))}")
+            raise ServerError(f"a fault needs 'method' and takes {', '.join(sorted(names))}; got {', '.join(sorted(data))}")
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,7 +56,7 @@ class FaultBook:
 
     def add(self, fault: Fault) -> None:
         if fault.times < 1:
-            raise KitError(f"fault for {fault.method}: times must be at least 1")
+            raise ServerError(f"fault for {fault.method}: times must be at least 1")
         with self._lock:
             self._faults.append(dataclasses.replace(fault))
 

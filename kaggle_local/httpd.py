@@ -33,11 +33,12 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 
-from kaggle_kit.errors import KitError
-from kaggle_kit.registry import UnknownName
+from kaggle_local.errors import ApiError, ServerError
 from kaggle_local.faults import Fault, FaultBook
-from kaggle_local.ledger import ApiError, Ledger
+from kaggle_local.ledger import Ledger
 from kaggle_local.rpc import RPCS, Call, Payload, Redirect
+
+__all__ = ["API_PATH", "LOOPBACK", "KaggleHTTPServer", "KaggleHandler"]
 
 LOOPBACK = "127.0.0.1"
 API_PATH = re.compile(r"^(?:/api)?/v1/(?P<service>[\w.]+)/(?P<method>\w+)$")
@@ -141,7 +142,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
             self._send_error(e)
         except (ConnectionError, socket.timeout):
             self.close_connection = True
-        except (KitError, ValueError, TypeError) as e:   # a malformed request: answer, don't die
+        except (ServerError, ValueError, TypeError) as e:   # a malformed request: answer, don't die
             self._send_error(ApiError(400, str(e)))
 
     def _api(self, service: str, method: str) -> None:
@@ -150,10 +151,9 @@ class KaggleHandler(BaseHTTPRequestHandler):
         fault = self.server.faults.take(method)
         if fault is not None and not fault.after and self._apply_fault(fault):
             return
-        try:
-            rpc = RPCS.get(f"{service}/{method}")
-        except UnknownName:
-            raise ApiError(404, f"Unknown API method {service}/{method}.") from None
+        rpc = RPCS.get(f"{service}/{method}")
+        if rpc is None:
+            raise ApiError(404, f"Unknown API method {service}/{method}.")
         user = self.server.user_of(self.headers.get("Authorization", ""))
         if rpc.needs_user and user is None:
             raise ApiError(401, "Unauthenticated: missing or invalid credentials.")

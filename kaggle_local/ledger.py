@@ -8,7 +8,7 @@ Example:
     >>> with zipfile.ZipFile(root / "tiny" / "tiny.zip", "w") as z:
     ...     z.writestr("test.csv", "id\\n1\\n2\\n")
     >>> _ = (root / "tiny" / "solution.csv").write_text("id,label\\n1,cat\\n2,dog\\n")
-    >>> ledger = Ledger(load_catalogue(root, plugins={}))
+    >>> ledger = Ledger(load_catalogue(root))
     >>> up = ledger.start_upload("tiny", "me", "sub.csv", 21)
     >>> ledger.receive_upload(up.token, b"id,label\\n1,cat\\n2,dog\\n")
     >>> sub = ledger.create_submission("tiny", "me", up.token, "first")
@@ -28,22 +28,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kaggle_kit.atomic import atomic_write_json
-from kaggle_kit.errors import KitError, SubmissionError
+from kaggle_local.atomic import atomic_write_json
 from kaggle_local.catalogue import ServedCompetition
+from kaggle_local.errors import ApiError, ServerError, SubmissionRejected
+
+__all__ = ["BENCHMARK_TEAM", "FIRST_REF", "ApiError", "Ledger", "Standing", "SubmissionRecord", "Upload",
+           "format_score", "iso", "team_id"]
 
 FIRST_REF = 50_000_001
 BENCHMARK_TEAM = "Sample Submission Benchmark"
-
-
-class ApiError(KitError):
-    """A call the server refuses: answered with ``status`` and ``{"code", "message"}``."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
 
 
 def iso(dt: datetime) -> str:
@@ -253,7 +246,7 @@ class Ledger:
             path.write_bytes(data)
             try:
                 scores = comp.scorer.score(path, shown_as=record.file_name)
-            except SubmissionError as e:
+            except SubmissionRejected as e:
                 record.error = str(e)
                 return
         record.public, record.private = scores.public, scores.private
@@ -267,7 +260,7 @@ class Ledger:
             path.write_bytes(sample[1])
             try:
                 score = comp.scorer.score(path).public
-            except SubmissionError:
+            except SubmissionRejected:
                 return None
         date = iso(datetime.fromtimestamp(comp.archive.stat().st_mtime, timezone.utc))
         return (score, date) if score is not None else None
@@ -281,7 +274,7 @@ class Ledger:
             return _Store(next_ref=int(data["next_ref"]),
                           submissions=[SubmissionRecord(**s) for s in data["submissions"]])
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise KitError(f"{path}: not a server state file ({e})") from None
+            raise ServerError(f"{path}: not a server state file ({e})") from None
 
     def _save(self) -> None:
         if self.state_dir:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from kaggle_kit.project import BUNDLED, Project
 from kaggle_local.catalogue import load_catalogue
 from kaggle_local.faults import Fault
 from kaggle_local.httpd import KaggleHTTPServer
 from kaggle_local.ledger import Ledger
+
+__all__ = ["BUNDLED_ROOT", "DEFAULT_USERS", "UNSET", "LocalKaggleServer", "ServerConfig", "client_env",
+           "merged_environ"]
 
 BUNDLED_ROOT = Path(__file__).parent / "competitions"  # the demo competitions this server ships
 DEFAULT_USERS = {"localuser": "localkey"}
@@ -46,7 +48,8 @@ class ServerConfig:
     rules_not_accepted: frozenset[str] = frozenset()
     scoring_delay: float = 0.0                     # seconds a submission stays PENDING
     state_dir: Path | None = None                  # keep submissions across restarts
-    project: Path | None = None                    # where competition plugins are; default Project.find()
+    competition_json: Mapping[str, Path] = field(default_factory=dict)   # slug -> its competition.json,
+                                                   # instead of <root>/<slug>/competition.json
     benchmarks: bool = True                        # put the scored sample submission on the leaderboard
 
 
@@ -77,8 +80,8 @@ class LocalKaggleServer:
         if "rules_not_accepted" in options:
             options["rules_not_accepted"] = frozenset(options["rules_not_accepted"])
         self.config = ServerConfig(root=Path(root), **options)
-        project = Project(self.config.project.resolve()) if self.config.project else Project.find()
-        catalogue = load_catalogue(self.config.root, project.competitions, daily_limit=self.config.daily_limit,
+        catalogue = load_catalogue(self.config.root, competition_json=self.config.competition_json,
+                                   daily_limit=self.config.daily_limit,
                                    rules_not_accepted=self.config.rules_not_accepted)
         self.ledger = Ledger(catalogue, scoring_delay=self.config.scoring_delay,
                              state_dir=self.config.state_dir, benchmarks=self.config.benchmarks)

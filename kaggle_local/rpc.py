@@ -4,7 +4,7 @@ Each method is registered under ``<service>/<Method>`` (the path after ``/api/v1
 decoded JSON body (camelCase keys; fields at their default are absent) and returns a JSON-able
 dict, a :class:`Redirect` (downloads) or a :class:`Payload` (a file sent as is). Refusals raise
 :class:`~kaggle_local.ledger.ApiError`. Field names and value formats follow
-``/work/shared/notes/kaggle-api.md``: camelCase keys, enum names as strings, ISO dates, scores as strings.
+``../shared/notes/kaggle-api.md`` (beside the repository): camelCase keys, enum names as strings, ISO dates, scores as strings.
 
 Example:
     >>> sorted(name.split("/")[1] for name in RPCS)[:3]
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
-from kaggle_kit.registry import Registry
 from kaggle_local.catalogue import ServedCompetition
-from kaggle_local.ledger import ApiError, Ledger, format_score, iso
+from kaggle_local.errors import ApiError, ServerError
+from kaggle_local.ledger import Ledger, format_score, iso
+
+__all__ = ["COMPETITIONS", "OAUTH", "RPCS", "Call", "Payload", "Redirect", "Reply", "Rpc", "paged", "rpc"]
 
 COMPETITIONS = "competitions.CompetitionApiService"
 OAUTH = "security.OAuthService"
@@ -65,12 +67,16 @@ class Rpc:
     needs_user: bool
 
 
-RPCS: Registry[Rpc] = Registry("Kaggle API method")
+RPCS: dict[str, Rpc] = {}        # the route table: "<service>/<Method>" -> its handler
 
 
 def rpc(service: str, method: str, needs_user: bool = True) -> Callable[[Callable[[Call], Reply]], Callable]:
+    """Register the decorated function as the handler of ``<service>/<method>``."""
     def add(fn: Callable[[Call], Reply]) -> Callable[[Call], Reply]:
-        RPCS.add(f"{service}/{method}", Rpc(fn, needs_user))
+        name = f"{service}/{method}"
+        if name in RPCS:
+            raise ServerError(f"Kaggle API method {name} is registered twice")
+        RPCS[name] = Rpc(fn, needs_user)
         return fn
 
     return add
@@ -98,7 +104,7 @@ def competition_json(call: Call, comp: ServedCompetition) -> dict[str, Any]:
         "teamCount": call.ledger.team_count(comp.slug),
         "userHasEntered": bool(call.user and call.ledger.submissions(comp.slug, call.user)),
         "maxDailySubmissions": comp.daily_limit,
-        "evaluationMetric": comp.scorer.metric.name if comp.scorer else "",
+        "evaluationMetric": comp.metric,
     }
     if rank is not None:
         data["userRank"] = rank

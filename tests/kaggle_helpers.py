@@ -1,10 +1,14 @@
 """Shared pieces of the Kaggle tests: a tiny competition, a local server and a hermetic client setup.
 
+The kit knows the tiny competition from its plugin (:data:`PLUGIN`), the server from its own
+``competition.json`` (:data:`FACTS`), as a competitor's kit and Kaggle know a competition apart.
+
 The tests import the fixtures from here (``from kaggle_helpers import ...``); pytest finds them in
 the importing module. Everything lives under ``tmp_path``; the official client runs unmodified.
 """
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -43,6 +47,9 @@ COMPETITION = Competition(
 '''
 
 
+FACTS = {"metric": "accuracy", "id_column": "id", "labels": "name", "label_column": "label", "classes": list(CLASSES)}
+
+
 def png(rgb: tuple[int, int, int], size: int = 4) -> bytes:
     """A tiny solid-colour PNG, written with the standard library."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -74,10 +81,14 @@ def tiny_members(extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
     return members
 
 
-def add_competition(root: Path, slug: str, members: dict[str, bytes], solution: str | None = None) -> Path:
+def add_competition(root: Path, slug: str, members: dict[str, bytes], solution: str | None = None,
+                    settings: dict | None = None) -> Path:
+    """``<root>/<slug>/<slug>.zip`` (+ ``solution.csv`` and ``competition.json`` when given)."""
     archive = write_zip(root / slug / f"{slug}.zip", members)
     if solution is not None:
         (root / slug / "solution.csv").write_text(solution)
+    if settings is not None:
+        (root / slug / "competition.json").write_text(json.dumps(settings))
     return archive
 
 
@@ -100,15 +111,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 @pytest.fixture
 def server_root(tmp_path: Path) -> Path:
     root = tmp_path / "served"
-    add_competition(root, SLUG, tiny_members(), solution=csv_text(TRUTH))
+    add_competition(root, SLUG, tiny_members(), solution=csv_text(TRUTH), settings=FACTS)
     return root
 
 
 @contextmanager
 def serving(root: Path, project: Project, home: Path, monkeypatch: pytest.MonkeyPatch,
             **options) -> Iterator[LocalKaggleServer]:
-    """A local server on 127.0.0.1, with this process's environment pointed at it (hermetic HOME)."""
-    with LocalKaggleServer(root=root, project=project.root, users={USER: KEY}, **options) as srv:
+    """A local server on 127.0.0.1, with this process's environment pointed at it (hermetic HOME).
+
+    ``project`` is the kit's side (its fixture points KAGGLE_KIT_HOME at it); the server takes nothing from it.
+    """
+    with LocalKaggleServer(root=root, users={USER: KEY}, **options) as srv:
         for name in UNSET:
             monkeypatch.delenv(name, raising=False)
         for name, value in srv.env(home).items():

@@ -392,7 +392,7 @@ def test_the_kaggle_key_is_never_written_or_shown(root: Path, pair: list[dict], 
     unreachable = kit(root, "status", "toy", **client_env(9, home, "kk-user", SECRET))   # port 9: discard, closed
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr, unreachable.stderr
     outputs.append(unreachable.stdout + unreachable.stderr)
-    with LocalKaggleServer(project=root, users={"kk-user": "the-right-key"}) as server:
+    with LocalKaggleServer(users={"kk-user": "the-right-key"}) as server:
         refused = kit(root, "status", "toy", **client_env(server.port, home, "kk-user", SECRET))
     assert refused.returncode == 1 and "(401)" in refused.stderr, refused.stdout + refused.stderr
     outputs.append(refused.stdout + refused.stderr)

@@ -18,7 +18,7 @@ from kaggle_helpers import (KEY, SLUG, TRUTH, USER, accuracy, client, csv_text, 
                             run_cli, server, server_root, sleeps)
 from kaggle_kit.errors import KitError
 from kaggle_kit.kaggle.client import KaggleClient, RetryPolicy
-from kaggle_local import LocalKaggleServer, client_env
+from kaggle_local import LocalKaggleServer, ServerError, client_env
 from kaggle_local.scoring import Scorer
 
 PRED = {"1": "cat", "2": "dog", "3": "cat", "4": "cat", "5": "dog", "6": "dog"}   # 3 of 6 right
@@ -105,9 +105,8 @@ def test_wrong_key_is_401_and_unknown_competition_404_and_rules_403(server, clie
     assert [r["status"] for r in server.requests()] == [403, 404, 401]
 
 
-def test_bearer_token_auth(server_root, project, tmp_path):
-    with LocalKaggleServer(root=server_root, project=project.root, users={USER: KEY},
-                           tokens={"tok-123": USER}) as srv:
+def test_bearer_token_auth(server_root, tmp_path):
+    with LocalKaggleServer(root=server_root, users={USER: KEY}, tokens={"tok-123": USER}) as srv:
         env = srv.environ(tmp_path / "home")
         del env["KAGGLE_USERNAME"], env["KAGGLE_KEY"]
         env["KAGGLE_API_TOKEN"] = "tok-123"
@@ -132,11 +131,11 @@ def test_malformed_submission_is_scored_as_error_with_a_reason(server, client, t
     assert client.submissions(SLUG)[0].error == "short.csv: 4 id(s) missing, e.g. 3, 4, 5, 6"
 
 
-def test_competition_without_solution_is_complete_without_score(server_root, project):
+def test_competition_without_solution_is_complete_without_score(server_root):
     from kaggle_helpers import add_competition, tiny_members
 
     add_competition(server_root, "no-answers", tiny_members())
-    with LocalKaggleServer(root=server_root, project=project.root, users={USER: KEY}) as srv:
+    with LocalKaggleServer(root=server_root, users={USER: KEY}) as srv:
         body = csv_text(TRUTH).encode()
         up = srv.ledger.start_upload("no-answers", USER, "s.csv", len(body))
         srv.ledger.receive_upload(up.token, body)
@@ -175,9 +174,9 @@ def test_blob_ranges_signatures_and_if_range(server, server_root):
     assert requests.get(url.split("?")[0], timeout=10).status_code == 403
 
 
-def test_server_cli_prints_port_and_takes_faults_over_http(server_root, project, tmp_path, monkeypatch):
+def test_server_cli_prints_port_and_takes_faults_over_http(server_root, tmp_path, monkeypatch):
     proc = subprocess.Popen([sys.executable, "-m", "kaggle_local", "--root", str(server_root), "--port", "0",
-                             "--project", str(project.root), "--user", f"{USER}:{KEY}"],
+                             "--user", f"{USER}:{KEY}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
@@ -205,9 +204,9 @@ def test_server_cli_prints_port_and_takes_faults_over_http(server_root, project,
         proc.wait(timeout=10)
 
 
-def test_state_dir_keeps_submissions_across_restarts(server_root, project, tmp_path):
+def test_state_dir_keeps_submissions_across_restarts(server_root, tmp_path):
     state = tmp_path / "state"
-    options = dict(root=server_root, project=project.root, users={USER: KEY}, state_dir=state)
+    options = dict(root=server_root, users={USER: KEY}, state_dir=state)
     body = csv_text(PRED).encode()
     first = LocalKaggleServer(**options)
     up = first.ledger.start_upload(SLUG, USER, "sub.csv", len(body))
@@ -225,17 +224,17 @@ def test_state_dir_keeps_submissions_across_restarts(server_root, project, tmp_p
         second.close()
 
 
-def test_scorer_uses_usage_column_and_falls_back_to_log_loss_without_plugin(tmp_path):
+def test_scorer_uses_usage_column_and_infers_log_loss_without_facts(tmp_path):
     solution = tmp_path / "solution.csv"
     solution.write_text("id,label,Usage\n1,cat,Public\n2,dog,Private\n3,dog,Public\n4,cat,Ignored\n")
     sub = tmp_path / "sub.csv"
     sub.write_text("id,label\n1,cat\n2,cat\n3,cat\n4,cat\n")
-    scores = Scorer.load("pets", solution, plugins={}).score(sub)
+    scores = Scorer.load("pets", solution).score(sub)
     assert (scores.public, scores.private) == (0.5, 0.0)
 
     proba = tmp_path / "proba.csv"
     proba.write_text("image,a,b\nx,1,0\ny,0,1\n")
-    scorer = Scorer.load("probs", proba, plugins={})
+    scorer = Scorer.load("probs", proba)
     guess = tmp_path / "guess.csv"
     guess.write_text("image,a,b\nx,0.8,0.2\ny,0.4,0.6\n")
     assert scorer.metric.name == "log_loss"
@@ -245,7 +244,7 @@ def test_scorer_uses_usage_column_and_falls_back_to_log_loss_without_plugin(tmp_
 def test_seeded_split_is_deterministic_and_covers_every_row(tmp_path):
     solution = tmp_path / "solution.csv"
     solution.write_text("id,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(101)))
-    one, two = Scorer.load("x", solution, plugins={}), Scorer.load("x", solution, plugins={})
+    one, two = Scorer.load("x", solution), Scorer.load("x", solution)
     assert (one.public == two.public).all() and one.public.sum() == 51
     assert (one.public ^ one.private).all()
 
@@ -254,5 +253,5 @@ def test_bad_solution_is_refused_at_start(tmp_path):
     from kaggle_helpers import add_competition, tiny_members
 
     add_competition(tmp_path, "broken", tiny_members(), solution="id,label\n1,cat\n")
-    with pytest.raises(KitError, match="fewer than two classes"):
-        LocalKaggleServer(root=tmp_path, project=tmp_path)
+    with pytest.raises(ServerError, match="fewer than two classes"):
+        LocalKaggleServer(root=tmp_path)
