@@ -1,0 +1,1 @@
+"""Reading the data: images, manifests, on-disk records and caches, tf.data pipelines, near-duplicate hashes."""
