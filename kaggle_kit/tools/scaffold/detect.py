@@ -138,4 +138,3 @@ def find_train(scan: FolderScan, test: str | None) -> Candidate:
         raise DataError(f"{scan.root}: no labelled training images found (expected one of: "
                         f"{expected_layouts()})")
     return min(found, key=lambda x: x[0])[1]
-

@@ -53,7 +53,6 @@ class PluginSpec:
         return [f for f in self.findings if f.check]
 
 
-
 # -- submission format -----------------------------------------------------------------------------
 def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
@@ -245,5 +244,3 @@ def infer_spec(slug: str, data: Path) -> PluginSpec:
         data=scan.root,
         findings=tuple(sorted(findings, key=lambda f: FIELD_ORDER.index(f.field.split(".")[0]))),
     )
-
-

@@ -18,6 +18,7 @@ from kaggle_kit.tools.scaffold.scan import Finding
 
 __all__ = ["render_plugin", "literal", "call", "comments"]
 
+
 # -- rendering -------------------------------------------------------------------------------------
 def literal(value: Any) -> str:
     """Python source for a value, in the plugins' style (double quotes, raw strings for regexes)."""
@@ -89,5 +90,3 @@ def render_plugin(spec: PluginSpec) -> str:
         lines.append(f"    {name}={value},")
     lines.append(")")
     return "\n".join(lines) + "\n"
-
-

@@ -41,7 +41,6 @@ class Finding:
         return f"TO CHECK: {self.reason}" if self.check else self.reason
 
 
-
 @dataclass(frozen=True)
 class FolderScan:
     """The data folder as the detectors see it.
@@ -191,4 +190,3 @@ def id_coverage(ids: list[str], images: list[Path]) -> tuple[float, str]:
     by_name = sum(i in names for i in ids) / len(ids)
     by_stem = sum(i in stems for i in ids) / len(ids)
     return (by_name, "name") if by_name >= by_stem else (by_stem, "stem")
-

@@ -12,6 +12,7 @@ from kaggle_kit.tools.scaffold.render import render_plugin
 
 __all__ = ["Validation", "ScaffoldResult", "scaffold", "validate_plugin", "plugin_path"]
 
+
 @dataclass(frozen=True, kw_only=True)
 class Validation:
     """What loading the written plugin and listing its layouts gave; ``error`` when it failed."""
