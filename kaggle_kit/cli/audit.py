@@ -33,7 +33,7 @@ def inspect_cmd(args: argparse.Namespace) -> int:
 
 
 def render_audit(out, audit, show: int = 10) -> None:
-    """Print an :class:`~kaggle_kit.tools.audit.Audit` as tables."""
+    """Print an :class:`~kaggle_kit.data.audit_record.Audit` as tables."""
     from rich.table import Table
 
     n_test = audit.test.count if audit.test else 0
