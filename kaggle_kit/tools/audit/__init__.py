@@ -9,7 +9,6 @@ cache when the data folder is read-only). The trainer reads its warnings with :f
 without recomputing anything, and :func:`~kaggle_kit.data.grouping.duplicate_groups` gives leak-aware folds
 their groups.
 
-
 The package: :mod:`.record` computes the :class:`Audit` (:func:`run_audit`), :mod:`.duplicates` finds
 copies, :mod:`.shortcuts` scores the properties; the record itself and ``audit.json`` live in
 :mod:`kaggle_kit.data.audit_record`, below training, which reads it.
