@@ -12,8 +12,9 @@ import pytest
 from kaggle_kit import layouts
 from kaggle_kit.data.grouping import duplicate_groups
 from kaggle_kit.data import phash  # layouts.TestFolder: pytest would collect a TestFolder imported by name
-from kaggle_kit.tools.audit import (Audit, audit_paths, audit_warnings, load_audit, run_audit,
-                              save_audit)
+from kaggle_kit import events
+from kaggle_kit.data.audit_record import Audit, audit_paths, audit_warnings, load_audit, save_audit
+from kaggle_kit.tools.audit import run_audit
 from kaggle_kit.cli import main
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import DataError
@@ -53,6 +54,25 @@ def data(project: Project) -> Path:
 
 
 # -- per-class statistics, unreadable files, JSON -------------------------------------------------
+def test_progress_is_reported_as_typed_events(project: Project) -> None:
+    rng = np.random.default_rng(3)
+    for k in range(2):
+        write(data(project) / "train" / "a" / f"{k}.png", texture(rng))
+        write(data(project) / "train" / "b" / f"{k}.png", texture(rng))
+    write(data(project) / "test" / "t0.png", texture(rng))
+    seen: list[events.Event] = []
+
+    run_audit(project, competition(), report=seen.append)
+
+    stages = [e.message for e in seen if isinstance(e, events.Stage)]
+    assert stages == ["checking images", "hashing 5 images (cached for later audits)",
+                      "looking for duplicates and shortcuts"]
+    hashed = [e for e in seen if isinstance(e, events.Progress) and e.task == "hash"]
+    assert hashed and (hashed[-1].done, hashed[-1].total) == (5, 5)
+    assert {type(e) for e in seen} == {events.Stage, events.Progress}
+    assert [events.from_json(events.to_json(e)) for e in seen] == seen   # the --parallel-folds wire format
+
+
 def test_class_stats_and_unreadable_files(project: Project) -> None:
     rng = np.random.default_rng(0)
     root = data(project)

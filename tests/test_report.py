@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from kaggle_kit.cli import main
+from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import KitError
 from kaggle_kit.data.images import read_rgb
+from kaggle_kit.layouts import ClassFolders
 from kaggle_kit.project import Project
 from kaggle_kit.tools.report import calibration_bins, confident_mistakes, load_history, load_oof, write_report
 from kaggle_kit.training.runs import RunRecord, load_run
@@ -249,3 +251,24 @@ def test_a_run_with_nothing_recorded_is_an_error(tmp_path: Path) -> None:
     run = RunRecord.create(project, "toy", backbone="simple_cnn")
     with pytest.raises(KitError, match="no history.csv and no oof.csv"):
         write_report(project, project.competition("toy"), run)
+
+
+def test_markup_in_class_names_ids_and_warnings_is_shown_as_text(tmp_path: Path) -> None:
+    evil, amp = "<script>alert(1)</script>", "b&c"
+    project = Project(tmp_path)
+    comp = Competition(slug="toy", classes=(evil, amp), metric="accuracy", train=ClassFolders(),
+                       submission=Submission())
+    run = RunRecord.create(project, "toy", backbone="simple_cnn", classes=[evil, amp],
+                           warnings=["<img src=x onerror=alert(2)>"])
+    (run.path / "oof.csv").write_text(f"id,fold,label,{evil},{amp}\n<i>1.png</i>,0,{evil},0.2,0.8\n"
+                                      f"2.png,0,{amp},0.1,0.9\n")
+    page = write_report(project, comp, run, out_dir=tmp_path / "out").read_text()
+
+    assert evil not in page and "<i>" not in page and "<img src=x" not in page
+    assert page.count("<script>") == 1                                      # the page's own image check
+    per_class = page.split("<section id='per-class'>")[1].split("</section>")[0]
+    assert "<tr><td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>0.000</td>" in per_class
+    assert "<tr><td>b&amp;c</td>" in per_class
+    gallery = page.split("<section id='mistakes'>")[1]
+    assert "<b>b&amp;c</b> 0.800" in gallery and "&lt;i&gt;1.png&lt;/i&gt; · fold 0" in gallery
+    assert "<p class='warn'>&lt;img src=x onerror=alert(2)&gt;</p>" in page

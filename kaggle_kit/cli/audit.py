@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console
 
@@ -22,7 +23,8 @@ def inspect_cmd(args: argparse.Namespace) -> int:
     out = console()
     options = {"threshold": args.threshold} if args.threshold is not None else {}
     with ProgressView(out) as view:
-        audit = run_audit(project, comp, report=view, **options)
+        # the view still draws report(kind, **fields): until it draws typed events, name the kind
+        audit = run_audit(project, comp, report=lambda e: view(e.name.lower(), **asdict(e)), **options)
     path = save_audit(audit, project, comp)
     render_audit(out, audit, args.show)
     where = "" if path.parent == project.data_root(comp.slug) else " (the data folder is read-only)"
@@ -31,7 +33,7 @@ def inspect_cmd(args: argparse.Namespace) -> int:
 
 
 def render_audit(out, audit, show: int = 10) -> None:
-    """Print an :class:`~kaggle_kit.tools.audit.Audit` as tables."""
+    """Print an :class:`~kaggle_kit.data.audit_record.Audit` as tables."""
     from rich.table import Table
 
     n_test = audit.test.count if audit.test else 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
 
@@ -20,6 +19,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
              help="average with the flipped image unless a request sets tta (default: the run's setting)"),
          arg("--threads", type=positive, help="worker threads handling requests (default 4)"))
 def serve_cmd(args: argparse.Namespace) -> int:
+    from kaggle_kit.events import Event, ServerReady
     from kaggle_kit.project import Project
     from kaggle_kit.training.runs import pick_run
     from kaggle_kit.tools.serve import serve
@@ -29,14 +29,14 @@ def serve_cmd(args: argparse.Namespace) -> int:
     run = pick_run(project, comp, args.run)
     out = console()
 
-    def report(kind: str, **fields: Any) -> None:
-        if kind != "ready":
+    def report(event: Event) -> None:
+        if not isinstance(event, ServerReady):
             return
         cv = f"{run.cv:.4f}" if run.cv is not None else "-"
-        out.print(f"serving [bold]{fields['run_id']}[/] ({comp.slug}, CV {comp.metric} {cv}, "
-                  f"{fields['folds']} fold model(s), tta {'on' if fields['tta'] else 'off'}) "
-                  f"on [bold]{fields['url']}[/]")
-        out.print(f"try: curl -F image=@picture.png '{fields['url']}/predict?k={fields['top_k']}'   "
+        out.print(f"serving [bold]{event.run_id}[/] ({comp.slug}, CV {comp.metric} {cv}, "
+                  f"{event.folds} fold model(s), tta {'on' if event.tta else 'off'}) "
+                  f"on [bold]{event.url}[/]")
+        out.print(f"try: curl -F image=@picture.png '{event.url}/predict?k={event.top_k}'   "
                   f"(Ctrl-C stops)")
         if args.host is not None and args.host not in LOOPBACK:
             out.print(f"[yellow]warning:[/] listening on {args.host}: anyone who can reach this machine "

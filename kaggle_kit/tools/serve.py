@@ -29,10 +29,11 @@ from __future__ import annotations
 import errno
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kaggle_kit import events
 from kaggle_kit.errors import KitError
 from kaggle_kit.data.images import BadImage, decode_rgb, resize
 
@@ -42,19 +43,15 @@ if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a servi
     from kaggle_kit.prediction.predictor import Predictor
     from kaggle_kit.training.runs import RunRecord
 
+__all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "parse_top_k",
+           "parse_flag", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TOP_K", "DEFAULT_MAX_BYTES", "DEFAULT_THREADS"]
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_TOP_K = 3
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_THREADS = 4
 TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
-
-Report = Callable[..., None]   # report(kind: str, **fields): what the CLI prints
-
-
-def _quiet(kind: str, **fields: Any) -> None:
-    pass
-
 
 class RequestError(KitError):
     """A request the service refuses; ``status`` is the HTTP status it answers with."""
@@ -204,9 +201,10 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
 
 def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = DEFAULT_TOP_K,
           max_bytes: int = DEFAULT_MAX_BYTES, tta: bool | None = None, threads: int = DEFAULT_THREADS,
-          report: Report = _quiet) -> None:
+          report: events.Report = events.quiet) -> None:
     """Load ``run``'s fold models, listen on ``host:port`` (0 picks a free port) and serve until Ctrl-C,
-    then return. ``tta`` None follows the run's own setting. Reports ``ready`` with the URL once listening."""
+    then return. ``tta`` None follows the run's own setting. Reports
+    :class:`~kaggle_kit.events.ServerReady` with the URL once listening."""
     from waitress import create_server
 
     from kaggle_kit.prediction.predictor import Predictor
@@ -222,8 +220,8 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
         hint = "; pick another --port" if e.errno == errno.EADDRINUSE else ""
         raise KitError(f"{host}:{port}: cannot listen ({e.strerror}){hint}") from None
     host_shown = f"[{host}]" if ":" in host else host
-    report("ready", url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
-           folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes)
+    report(events.ServerReady(url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
+                              folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes))
     try:
         server.run()
     finally:

@@ -1,0 +1,134 @@
+"""What a report shows, read from the run: ``history.csv`` and ``oof.csv``, the most confident
+mistakes and the calibration bins."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from kaggle_kit.competition import Competition
+from kaggle_kit.errors import KitError
+from kaggle_kit.project import Project
+from kaggle_kit.training.runs import RunRecord
+
+__all__ = ["OutOfFold", "Mistake", "load_history", "load_oof", "image_paths", "confident_mistakes",
+           "calibration_bins", "CALIBRATION_BINS"]
+
+CALIBRATION_BINS = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutOfFold:
+    """``oof.csv`` as arrays: one row per training image, probabilities in class order."""
+
+    ids: tuple[str, ...]
+    folds: np.ndarray
+    y_true: np.ndarray                  # class indices
+    proba: np.ndarray                   # (n, n_classes)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mistake:
+    id: str
+    fold: int
+    true: str
+    predicted: str
+    p_predicted: float
+    p_true: float
+    thumb: str | None = None            # path relative to the page, None when the image is unavailable
+    note: str = ""
+
+
+def load_history(path: Path):
+    """``history.csv`` sorted by fold, phase and epoch, with ``step`` = the epoch's position in its
+    fold (phase 2 continues after phase 1); a row repeated by a resume keeps its last copy."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise KitError(f"{path}: not a readable history CSV ({e})") from None
+    missing = {"fold", "phase", "epoch"} - set(frame.columns)
+    if missing:
+        raise KitError(f"{path}: history has no column(s) {', '.join(sorted(missing))}")
+    if frame.empty:
+        return None
+    frame = (frame.drop_duplicates(["fold", "phase", "epoch"], keep="last")
+             .sort_values(["fold", "phase", "epoch"]).reset_index(drop=True))
+    frame["step"] = frame.groupby("fold").cumcount() + 1
+    return frame
+
+
+def load_oof(path: Path, classes: Sequence[str]) -> OutOfFold | None:
+    """``oof.csv`` (id, fold, label, one probability column per class) as :class:`OutOfFold`."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, dtype={"id": str, "label": str})
+    except (ValueError, pd.errors.ParserError) as e:
+        raise KitError(f"{path}: not a readable out-of-fold CSV ({e})") from None
+    missing = [c for c in ("id", "fold", "label", *classes) if c not in frame.columns]
+    if missing:
+        raise KitError(f"{path}: out-of-fold predictions have no column(s) {', '.join(missing)}")
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(frame["label"]) - set(index))
+    if unknown:
+        raise KitError(f"{path}: label(s) not among the run's classes: {', '.join(map(str, unknown[:5]))}")
+    return OutOfFold(ids=tuple(frame["id"]), folds=frame["fold"].to_numpy(np.int64),
+                     y_true=frame["label"].map(index).to_numpy(np.int64),
+                     proba=frame[list(classes)].to_numpy(np.float64))
+
+
+def image_paths(project: Project, competition: Competition, run: RunRecord) -> dict[str, Path]:
+    """Training image id -> path, through the same manifest the run trained on."""
+    from kaggle_kit.data.manifest import build_manifest
+
+    manifest = build_manifest(competition, project.data_root(competition.slug), "train",
+                              cache_dir=project.cache, limit=run.config.get("limit"),
+                              seed=run.config.get("seed", 0))
+    return dict(zip(manifest.ids, manifest.paths))
+
+
+def confident_mistakes(oof: OutOfFold, classes: Sequence[str], n: int) -> list[Mistake]:
+    """The ``n`` wrong predictions made with the highest probability, most confident first."""
+    pred = oof.y_pred
+    rows = np.arange(len(pred))
+    p_pred = oof.proba[rows, pred]
+    wrong = np.flatnonzero(pred != oof.y_true)
+    order = wrong[np.argsort(-p_pred[wrong], kind="stable")][:max(n, 0)]
+    return [Mistake(id=oof.ids[i], fold=int(oof.folds[i]), true=classes[oof.y_true[i]],
+                    predicted=classes[pred[i]], p_predicted=float(p_pred[i]),
+                    p_true=float(oof.proba[i, oof.y_true[i]])) for i in order]
+
+
+def calibration_bins(y_true: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS):
+    """Top-class confidence against accuracy in ``bins`` equal-width bins.
+
+    Returns (mean confidence, accuracy, count) per bin (NaN where empty) and the expected
+    calibration error (the count-weighted mean gap).
+
+    Example:
+        >>> conf, acc, count, ece = calibration_bins(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]), 2)
+        >>> count.tolist(), round(ece, 2)
+        ([0, 2], 0.35)
+    """
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, confidence, bins) / count
+        accuracy = np.bincount(which, correct, bins) / count
+    gaps = np.where(count > 0, np.abs(np.nan_to_num(mean_conf) - np.nan_to_num(accuracy)), 0.0)
+    ece = float((gaps * count).sum() / max(count.sum(), 1))
+    return mean_conf, accuracy, count, ece
