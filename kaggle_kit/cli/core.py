@@ -24,7 +24,6 @@ def one_of(registry: Registry) -> dict:
             raise argparse.ArgumentTypeError(unknown_message(registry.kind, value, registry.names()))
         return value
 
-    check.__name__ = registry.kind    # argparse names the type in some messages
     return {"choices": registry.names(), "type": check}
 
 
