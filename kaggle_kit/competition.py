@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from kaggle_kit.config import TrainConfig
-from kaggle_kit.errors import DataError, KitError
+from kaggle_kit.errors import ConfigError, DataError, KitError
 from kaggle_kit.layouts import Layout, NoTest
 from kaggle_kit.metrics import Metric, get_metric
+
+__all__ = ["Competition", "Submission"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,14 +94,27 @@ class Competition:
                             f"({', '.join(self.classes)})") from None
 
     def config(self, recipe: str | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        """The training configuration: kit defaults < plugin defaults < recipe < overrides."""
+        """The training configuration: kit defaults < plugin defaults < recipe < overrides, validated
+        (:meth:`TrainConfig.validate`); a bad value the plugin set names the plugin file."""
         cfg = TrainConfig().merged(self.defaults)
+        layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", self.defaults)]
         if recipe and recipe != "default":
             if recipe not in self.recipes:
                 known = ", ".join(["default", *self.recipes])
                 raise KitError(f"{self.slug} has no recipe {recipe!r}; known: {known}")
             cfg = cfg.merged(self.recipes[recipe])
-        return cfg.merged(overrides or {})
+            layers.append((f"recipe {recipe!r}", self.recipes[recipe]))
+        overrides = overrides or {}
+        cfg = cfg.merged(overrides)
+        try:
+            return cfg.validate()
+        except ConfigError as e:
+            if overrides.get(e.field) is not None:
+                raise                       # the caller's own option
+            setter = next((name for name, values in reversed(layers) if values.get(e.field) is not None), None)
+            if setter is None:
+                raise
+            raise ConfigError(f"{self.source or self.slug} ({setter}): {e}", field=e.field) from None
 
     def sample_path(self, data_root: Path) -> Path | None:
         return data_root / self.submission.sample if self.submission.sample else None

@@ -1,9 +1,18 @@
 """Training configuration: one dataclass, filled from a plugin's defaults, a recipe and CLI options.
 
+:meth:`TrainConfig.validate` checks every name and range before a run starts;
+:meth:`Competition.config <kaggle_kit.competition.Competition.config>` and the CLI call it.
+
 Example:
     >>> cfg = TrainConfig().merged({"image_size": 128, "folds": 3})
     >>> (cfg.image_size, cfg.folds, cfg.backbone)
     (128, 3, 'efficientnet_lite0')
+    >>> cfg.validate() is cfg
+    True
+    >>> cfg.merged({"augment": "ligth"}).validate()
+    Traceback (most recent call last):
+    ...
+    kaggle_kit.errors.ConfigError: unknown augmentation preset 'ligth'; did you mean light? Known: flip, light, none, seed, strong
 """
 from __future__ import annotations
 
@@ -11,9 +20,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import ConfigError, KitError
 
-ResizeMode = Literal["stretch", "crop", "pad"]
+__all__ = ["TrainConfig", "ResizeMode"]
+
+ResizeMode = Literal["stretch", "crop", "pad"]   # the modes of kaggle_kit.data.resize
 
 
 @dataclass(kw_only=True)
@@ -41,7 +52,7 @@ class TrainConfig:
     unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm stays frozen)
     finetune_from: str | None = None   # or: train everything above this backbone layer on cached
                                        # activations of the frozen layers below (fast; flips only)
-    augment: str = "light"             # augmentation preset for phase 2 (see pipeline.AUGMENTS)
+    augment: str = "light"             # augmentation preset for phase 2 (see data/augment.py)
     # optimisation
     batch_size: int = 32
     label_smoothing: float = 0.0
@@ -61,6 +72,64 @@ class TrainConfig:
             raise KitError(f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def validate(self) -> "TrainConfig":
+        """Check every name against its registry and every value's range; return ``self``.
+
+        Raises :class:`~kaggle_kit.errors.ConfigError` (one line, its ``field`` the option) with
+        close matches for a misspelt name, so a bad option fails before any data is read, not when
+        a phase first uses it. The registries live in the stages below this module (model, data,
+        training), so they are imported here, lazily: config.py stays at the top of the stack and
+        importing it never loads them. None of them imports TensorFlow.
+        """
+        from kaggle_kit.data.augment import AUGMENTS
+        from kaggle_kit.data.resize import RESIZERS
+        from kaggle_kit.model.backbones import BACKBONES
+        from kaggle_kit.model.strategy import STRATEGIES
+        from kaggle_kit.registry import UnknownName
+        from kaggle_kit.training.schedules import SCHEDULES
+
+        for name, registry in (("backbone", BACKBONES), ("resize", RESIZERS), ("augment", AUGMENTS),
+                               ("finetune_schedule", SCHEDULES), ("strategy", STRATEGIES)):
+            _check(isinstance(getattr(self, name), str), name, f"must be a name, got {getattr(self, name)!r}")
+            try:
+                registry.check(getattr(self, name))
+            except UnknownName as e:
+                raise ConfigError(str(e), field=name) from None
+        for name in ("image_size", "folds", "seed", "head_epochs", "finetune_epochs", "unfreeze", "batch_size",
+                     "patience", "lr_patience"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be a whole number, got {value!r}")
+        for name in ("group_duplicates", "head_on_features", "tta"):
+            _check(isinstance(getattr(self, name), bool), name, f"must be true or false, got {getattr(self, name)!r}")
+        _check(self.image_size >= 1, "image_size", f"must be positive, got {self.image_size}")
+        _check(self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}")
+        for name in ("head_epochs", "finetune_epochs", "unfreeze", "patience", "lr_patience"):
+            _check(getattr(self, name) >= 0, name, f"must not be negative, got {getattr(self, name)}")
+        for name in ("head_lr", "finetune_lr"):
+            value = getattr(self, name)
+            _check(_number(value) and value > 0, name, f"must be a positive number, got {value!r}")
+        for name in ("dropout", "label_smoothing"):
+            value = getattr(self, name)
+            _check(_number(value) and 0 <= value < 1, name, f"must be a fraction in [0, 1), got {value!r}")
+        if self.holdout is None:
+            _check(self.folds >= 2, "folds", f"must be at least 2 (or set holdout), got {self.folds}")
+        else:
+            _check(_number(self.holdout) and 0 < self.holdout < 1, "holdout",
+                   f"must be a fraction between 0 and 1, got {self.holdout!r}")
+        if self.limit is not None:
+            _check(isinstance(self.limit, int) and not isinstance(self.limit, bool) and self.limit >= 2, "limit",
+                   f"must be a whole number of at least 2 images, got {self.limit!r}")
+        _check(self.finetune_from is None or (isinstance(self.finetune_from, str) and self.finetune_from != ""),
+               "finetune_from", f"must be a backbone layer name, got {self.finetune_from!r}")
+        _check(isinstance(self.weights, str), "weights", f"must be imagenet, none or a file, got {self.weights!r}")
+        backbone = BACKBONES.get(self.backbone)
+        for name, check in (("image_size", backbone.check_size), ("weights", backbone.check_weights)):
+            try:
+                check(getattr(self, name))
+            except KitError as e:
+                raise ConfigError(str(e), field=name) from None
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -69,3 +138,12 @@ class TrainConfig:
         """From a run record; keys another kit version wrote and this one lacks are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls().merged({k: v for k, v in data.items() if k in names})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check(ok: bool, name: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"training option {name} {problem}", field=name)

@@ -1,6 +1,8 @@
 """Errors the kit raises on purpose. The CLI prints their message as one line, no traceback."""
 from __future__ import annotations
 
+__all__ = ["KitError", "DataError", "SubmissionError", "KaggleError", "DiskFullError", "ConfigError"]
+
 
 class KitError(Exception):
     """Base of every expected failure: bad input, a missing file, a refused upload."""
@@ -20,3 +22,11 @@ class KaggleError(KitError):
 
 class DiskFullError(KitError):
     """Writing a file failed because the disk is full; the previous file is intact."""
+
+
+class ConfigError(KitError):
+    """A training option with an unknown name or a value out of range; ``field`` names the option."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -3,10 +3,15 @@
 A layout turns a data folder into a list of :class:`Item` (id, path, raw label). Layouts are
 registered by name so plugins, the scaffold (``kaggle-kit new``) and the audit share them.
 
+Each layout class states whether it yields labels (``labelled``: a train layout) or not (a test
+layout); :func:`list_layouts` filters on it.
+
 Example:
     >>> from pathlib import Path
     >>> ClassInFilename(folder="train").label_of(Path("senegalia (3).jpg"))
     'senegalia'
+    >>> list_layouts(labelled=False)
+    ['no_test', 'test_folder']
 """
 from __future__ import annotations
 
@@ -14,10 +19,13 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from kaggle_kit.errors import DataError
 from kaggle_kit.registry import Registry
+
+__all__ = ["IMAGE_EXTENSIONS", "Item", "Layout", "LAYOUTS", "list_layouts", "image_files", "natural_key",
+           "require_folder", "ClassFolders", "LabelsCSV", "ClassInFilename", "TestFolder", "NoTest"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -32,12 +40,19 @@ class Item:
 
 
 class Layout(Protocol):
+    labelled: ClassVar[bool]    # its items carry class labels (a train layout)
+
     def items(self, root: Path) -> list[Item]: ...
 
     def describe(self) -> str: ...
 
 
 LAYOUTS: Registry[type] = Registry("layout")
+
+
+def list_layouts(*, labelled: bool | None = None) -> list[str]:
+    """The layout names; ``labelled=True`` only train layouts, ``False`` only test layouts."""
+    return [name for name in LAYOUTS if labelled is None or LAYOUTS.get(name).labelled == labelled]
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -63,6 +78,8 @@ def require_folder(root: Path, folder: str, expected: str) -> Path:
 class ClassFolders:
     """``<folder>/<class>/<image>``: one sub-folder per class."""
 
+    labelled: ClassVar[bool] = True
+
     folder: str = "train"
 
     def describe(self) -> str:
@@ -87,6 +104,8 @@ class LabelsCSV:
 
     The id column may hold the file name (``a.jpg``) or the name without extension (``17``).
     """
+
+    labelled: ClassVar[bool] = True
 
     folder: str = "train"
     csv: str = "train.csv"
@@ -132,6 +151,8 @@ class ClassInFilename:
     """A flat ``<folder>`` whose file names start with the class: ``anadenanthera_16.jpg``,
     ``senegalia (3).jpg``. ``pattern`` is matched against the file stem; its ``label`` group is the class."""
 
+    labelled: ClassVar[bool] = True
+
     folder: str = "train"
     pattern: str = r"^(?P<label>.+?)[\s_\-.]*\(?\d+\)?$"
 
@@ -164,6 +185,8 @@ class ClassInFilename:
 class TestFolder:
     """A flat folder of unlabelled test images; the submission id comes from each file name."""
 
+    labelled: ClassVar[bool] = False
+
     folder: str = "test"
 
     def describe(self) -> str:
@@ -181,6 +204,8 @@ class TestFolder:
 @dataclass(frozen=True, kw_only=True)
 class NoTest:
     """The competition has no test split (train-only datasets): nothing to predict or submit."""
+
+    labelled: ClassVar[bool] = False
 
     def describe(self) -> str:
         return "(no test split)"

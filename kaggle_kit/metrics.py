@@ -1,24 +1,45 @@
-"""Competition metrics, registered by name. Adding one is a single decorated function.
+"""Competition metrics, registered by name with their facts. Adding one is a single decorated function.
 
 Every metric takes the true class indices and the predicted probabilities (rows = samples,
-columns = classes in the competition's class order) and returns a float.
+columns = classes in the competition's class order) and returns a float. Its entry states the
+facts the rest of the kit reads (never the name): whether higher is better, whether it scores the
+probabilities themselves (then submissions carry calibrated rows that sum to 1, and the report
+shows calibration), and a one-line description.
+
+A competition plugin may register its own metric in its file, before ``COMPETITION``; loading the
+plugin again (a notebook re-reading the project) replaces that plugin's own entry:
+
+    from kaggle_kit.metrics import register_metric
+
+    @register_metric("balanced_accuracy", higher_is_better=True)
+    def balanced_accuracy(y_true, proba):
+        "Mean recall over the classes."
+        ...
 
 Example:
     >>> import numpy as np
     >>> m = get_metric("accuracy")
     >>> m(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
     1.0
-    >>> m.better(0.9, 0.8)
+    >>> m.better(0.9, 0.8), m.higher_is_better, m.needs_proba, m.direction
+    (True, True, False, 'max')
+    >>> get_metric("log_loss").needs_proba
+    True
+    >>> {"accuracy", "f1_macro", "log_loss"} <= set(list_metrics())
     True
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
 
 from kaggle_kit.registry import Registry
+
+__all__ = ["Metric", "METRICS", "register_metric", "get_metric", "list_metrics", "clip_and_normalise",
+           "accuracy", "log_loss", "f1_macro"]
 
 Direction = Literal["max", "min"]
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
@@ -27,34 +48,47 @@ ScoreFn = Callable[[np.ndarray, np.ndarray], float]
 @dataclass(frozen=True, kw_only=True)
 class Metric:
     name: str
-    direction: Direction
     fn: ScoreFn
+    higher_is_better: bool
+    needs_proba: bool = False    # scores the probabilities themselves, not only the most likely class
+    description: str = ""
 
     def __call__(self, y_true: np.ndarray, proba: np.ndarray) -> float:
         return float(self.fn(np.asarray(y_true, dtype=np.int64), np.asarray(proba, dtype=np.float64)))
+
+    @property
+    def direction(self) -> Direction:
+        """``"max"`` or ``"min"``: the form run records and Keras callbacks take."""
+        return "max" if self.higher_is_better else "min"
 
     def better(self, a: float, b: float | None) -> bool:
         """True when score ``a`` beats ``b`` (``None`` is beaten by anything)."""
         if b is None:
             return True
-        return a > b if self.direction == "max" else a < b
+        return a > b if self.higher_is_better else a < b
 
     @property
     def worst(self) -> float:
-        return -np.inf if self.direction == "max" else np.inf
+        return -np.inf if self.higher_is_better else np.inf
 
     def best_of(self, scores: list[float]) -> float:
-        return max(scores) if self.direction == "max" else min(scores)
+        return max(scores) if self.higher_is_better else min(scores)
 
 
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def metric(name: str, direction: Direction) -> Callable[[ScoreFn], ScoreFn]:
-    """Register ``fn(y_true, proba) -> float`` as metric ``name``."""
+def register_metric(name: str, *, higher_is_better: bool, needs_proba: bool = False,
+                    description: str = "") -> Callable[[ScoreFn], ScoreFn]:
+    """Register ``fn(y_true, proba) -> float`` as metric ``name`` (the description defaults to the
+    first line of its docstring). Registering a name again from the same file replaces the entry;
+    from another file it is an error naming the first."""
 
     def add(fn: ScoreFn) -> ScoreFn:
-        METRICS.add(name, Metric(name=name, direction=direction, fn=fn))
+        doc = (inspect.getdoc(fn) or "").split("\n", 1)[0]
+        entry = Metric(name=name, fn=fn, higher_is_better=higher_is_better, needs_proba=needs_proba,
+                       description=description or doc)
+        METRICS.add(name, entry, source=getattr(getattr(fn, "__code__", None), "co_filename", None))
         return fn
 
     return add
@@ -64,24 +98,31 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
+def list_metrics() -> list[str]:
+    """The registered metric names (plugins' included once they are loaded)."""
+    return METRICS.names()
+
+
 def clip_and_normalise(proba: np.ndarray, eps: float = 1e-15) -> np.ndarray:
     """Kaggle's log-loss treatment: clip to [eps, 1 - eps], then rescale each row to sum 1."""
     p = np.clip(np.asarray(proba, dtype=np.float64), eps, 1 - eps)
     return p / p.sum(axis=1, keepdims=True)
 
 
-@metric("accuracy", "max")
+@register_metric("accuracy", higher_is_better=True)
 def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Fraction of images whose most likely class is the true one."""
     return float(np.mean(proba.argmax(axis=1) == y_true))
 
 
-@metric("log_loss", "min")
+@register_metric("log_loss", higher_is_better=False, needs_proba=True)
 def log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Multi-class log loss of the probabilities, clipped and renormalised as Kaggle does."""
     p = clip_and_normalise(proba)
     return float(-np.mean(np.log(p[np.arange(len(y_true)), y_true])))
 
 
-@metric("f1_macro", "max")
+@register_metric("f1_macro", higher_is_better=True)
 def f1_macro(y_true: np.ndarray, proba: np.ndarray) -> float:
     """Macro F1 over the classes that occur in the truth or the predictions (scikit-learn's rule)."""
     pred = proba.argmax(axis=1)

@@ -1,4 +1,5 @@
-"""Metrics against scikit-learn, Kaggle's log-loss clipping, directions and the registry."""
+"""Metrics against scikit-learn, Kaggle's log-loss clipping, each entry's facts, the registry and a
+plugin's own metric."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from kaggle_kit.metrics import METRICS, clip_and_normalise, get_metric
+from kaggle_kit.errors import KitError
+from kaggle_kit.metrics import METRICS, clip_and_normalise, get_metric, list_metrics, register_metric
 from kaggle_kit.registry import UnknownName
 
 
@@ -109,3 +111,86 @@ def test_registry_lists_the_metrics_and_suggests_on_a_typo() -> None:
     msg = str(e.value)
     assert "did you mean accuracy" in msg
     assert "log_loss" in msg and "\n" not in msg
+
+
+def test_each_entry_states_its_facts() -> None:
+    facts = {m: (get_metric(m).higher_is_better, get_metric(m).needs_proba) for m in ("accuracy", "log_loss", "f1_macro")}
+    assert facts == {"accuracy": (True, False), "log_loss": (False, True), "f1_macro": (True, False)}
+    assert all(get_metric(m).description for m in list_metrics())
+    assert get_metric("log_loss").description.startswith("Multi-class log loss")
+
+
+def test_list_metrics_is_the_registry_in_name_order() -> None:
+    assert list_metrics() == METRICS.names() == sorted(list_metrics())
+    assert {"accuracy", "log_loss", "f1_macro"} <= set(list_metrics())
+
+
+# -- a plugin's own metric --------------------------------------------------------------------------
+PLUGIN_WITH_METRIC = '''
+import numpy as np
+
+from kaggle_kit.competition import Competition, Submission
+from kaggle_kit.layouts import ClassFolders
+from kaggle_kit.metrics import register_metric
+
+
+@register_metric("error_rate", higher_is_better=False)
+def error_rate(y_true, proba):
+    """Fraction of images whose most likely class is wrong."""
+    return float(np.mean(proba.argmax(axis=1) != y_true))
+
+
+COMPETITION = Competition(slug="owls", classes=("barn", "snowy"), metric="error_rate",
+                          train=ClassFolders(), submission=Submission())
+'''
+
+
+@pytest.fixture
+def restored_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics a test registers are gone after it."""
+    monkeypatch.setattr(METRICS, "_items", dict(METRICS._items))
+    monkeypatch.setattr(METRICS, "_sources", dict(METRICS._sources))
+
+
+def test_a_plugin_registers_its_own_metric_and_may_be_loaded_again(tiny_project, restored_metrics) -> None:
+    from kaggle_kit.project import Project
+
+    path = tiny_project.root / "competitions" / "owls.py"
+    path.write_text(PLUGIN_WITH_METRIC)
+    comp = tiny_project.competitions["owls"]
+    assert "error_rate" in list_metrics()
+    scorer = comp.scorer
+    assert (scorer.higher_is_better, scorer.needs_proba, scorer.direction) == (False, False, "min")
+    assert scorer.description == "Fraction of images whose most likely class is wrong."
+    assert scorer(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])) == pytest.approx(1 / 3)
+    assert scorer.better(0.1, 0.2)
+
+    again = Project(tiny_project.root).competitions["owls"]    # a notebook re-reading the project
+    assert again.scorer(np.array([0]), np.array([[0.2, 0.8]])) == 1.0
+    assert list_metrics().count("error_rate") == 1
+
+
+def test_a_metric_name_taken_by_another_file_is_refused(tmp_path, restored_metrics) -> None:
+    from kaggle_kit.project import load_plugin
+
+    path = tmp_path / "clash.py"
+    path.write_text(PLUGIN_WITH_METRIC.replace('"error_rate", higher', '"accuracy", higher'))
+    with pytest.raises(KitError) as e:
+        load_plugin(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: metric 'accuracy' is registered twice (first in ") and "metrics.py" in msg
+    assert "\n" not in msg
+    assert get_metric("accuracy").higher_is_better, "the built-in entry is untouched"
+
+
+def test_register_metric_in_code_and_twice_from_one_file(restored_metrics) -> None:
+    def make():
+        @register_metric("top_class_share", higher_is_better=True, needs_proba=True, description="share")
+        def top_class_share(y_true, proba):
+            return float(proba.max(axis=1).mean())
+        return top_class_share
+
+    make()
+    make()    # the same function's file again: the entry is replaced, not refused
+    m = get_metric("top_class_share")
+    assert (m.needs_proba, m.description, m(np.array([0]), np.array([[0.25, 0.75]]))) == (True, "share", 0.75)

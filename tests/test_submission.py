@@ -103,11 +103,11 @@ def test_bad_probabilities(tmp_path: Path, value: float, reason: str) -> None:
     assert rejected(competition("proba", "log_loss"), proba_frame(p), tmp_path).endswith(reason)
 
 
-def test_rows_must_sum_to_one_for_log_loss_only(tmp_path: Path) -> None:
+def test_rows_must_sum_to_one_only_for_a_metric_that_scores_probabilities(tmp_path: Path) -> None:
     p = PROBA.copy()
     p[0] = [0.5, 0.5, 0.5]
     msg = rejected(competition("proba", "log_loss"), proba_frame(p), tmp_path)
-    assert msg.endswith("each row's probabilities must sum to 1 for log loss")
+    assert msg.endswith("each row's probabilities must sum to 1 for log_loss")
     validate_frame(competition("proba", "accuracy"), proba_frame(p), IDS)  # scores need not sum to 1
 
 

@@ -4,8 +4,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from kaggle_kit.training.schedules import SCHEDULES
 from kaggle_kit.cli.base import arg, command, competition_arg, console, run_args
+from kaggle_kit.data.augment import AUGMENTS
+from kaggle_kit.data.resize import RESIZERS
+from kaggle_kit.model.backbones import BACKBONES
+from kaggle_kit.model.strategy import STRATEGIES
+from kaggle_kit.registry import Registry, unknown_message
+from kaggle_kit.training.schedules import SCHEDULES
+
+__all__ = ["competitions", "use", "train_cmd", "runs_cmd", "predict_cmd", "one_of"]
+
+
+def one_of(registry: Registry) -> dict:
+    """``choices=`` and ``type=`` for an option naming an entry of ``registry``: the help lists the
+    names, and a misspelt one is refused with close matches (``did you mean ...?``)."""
+
+    def check(value: str) -> str:
+        if value not in registry:
+            raise argparse.ArgumentTypeError(unknown_message(registry.kind, value, registry.names()))
+        return value
+
+    return {"choices": registry.names(), "type": check}
 
 
 def _project():
@@ -72,25 +91,25 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--recipe", help="a plugin recipe: fast, best (default: the plugin's defaults)"),
          arg("--folds", type=int, help="stratified k-fold splits (default 5)"),
          arg("--holdout", type=float, help="a single holdout split with this validation fraction, e.g. 0.2"),
-         arg("--backbone", help="backbone name, e.g. efficientnet_lite0, mobilenet_v3_small, resnet50"),
+         arg("--backbone", **one_of(BACKBONES), metavar="NAME", help=f"backbone: {', '.join(BACKBONES.names())}"),
          arg("--weights", help="imagenet, none, or a local weights file"),
          arg("--size", dest="image_size", type=int, help="image side in pixels"),
-         arg("--resize", choices=["stretch", "crop", "pad"], help="how images are fitted to the square"),
+         arg("--resize", **one_of(RESIZERS), help="how images are fitted to the square"),
          arg("--epochs", type=int, help="phase 2 (fine-tuning) epochs"),
          arg("--head-epochs", type=int, help="phase 1 (head on frozen backbone) epochs"),
          arg("--lr", dest="finetune_lr", type=float, help="phase 2 learning rate (the peak, with --schedule cosine)"),
-         arg("--schedule", dest="finetune_schedule", choices=SCHEDULES.names(),
+         arg("--schedule", dest="finetune_schedule", **one_of(SCHEDULES),
              help="phase 2 learning rate: lowered on plateau, or warm-up then cosine decay"),
          arg("--unfreeze", type=int, help="top backbone layers unfrozen in phase 2"),
          arg("--finetune-from", metavar="LAYER",
              help="phase 2 trains the layers above this backbone layer on its cached activations"),
-         arg("--augment", help="augmentation preset: none, flip, light, seed, strong"),
+         arg("--augment", **one_of(AUGMENTS), help="augmentation preset for phase 2"),
          arg("--batch-size", type=int),
          arg("--seed", type=int),
          arg("--limit", type=int, help="train on a stratified sample of N images (quick runs)"),
          arg("--group-duplicates", action="store_true", default=None,
              help="keep near-duplicate images on one side of every split"),
-         arg("--strategy", choices=["auto", "cpu", "gpu", "mirrored", "tpu"]),
+         arg("--strategy", **one_of(STRATEGIES), help="hardware: auto takes a TPU, every GPU, else the CPU"),
          arg("--parallel-folds", type=int, metavar="N", help="train folds in N processes, one per GPU"),
          arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
 def train_cmd(args: argparse.Namespace) -> int:
@@ -101,7 +120,7 @@ def train_cmd(args: argparse.Namespace) -> int:
     comp = project.competition(args.competition)
     config = comp.config(args.recipe, _overrides(args))
     if args.folds is not None and args.holdout is None:
-        config = dataclasses.replace(config, holdout=None)   # --folds beats a plugin's default holdout
+        config = dataclasses.replace(config, holdout=None).validate()  # --folds beats a plugin's default holdout
     if project.default_slug() is None:
         project.set_default(comp.slug)
     out = console()

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
 
 import cv2
 import numpy as np
 
 from kaggle_kit.errors import DataError
-from kaggle_kit.registry import Registry
+from kaggle_kit.data.resize import RESIZERS, ResizeMode, resize  # noqa: F401  (resize's old home)
 
 cv2.setNumThreads(1)  # the kit parallelises across images; nested threads only contend
 
@@ -141,47 +140,6 @@ def decode_rgb(data: bytes) -> np.ndarray:
     return to_rgb8(_check_bytes(data)[1])
 
 
-# -- resizing ------------------------------------------------------------------------------------
-ResizeMode = Literal["stretch", "crop", "pad"]
-RESIZERS: Registry[Callable[[np.ndarray, int], np.ndarray]] = Registry("resize mode")
-
-
-def _interp(src: tuple[int, int], dst: tuple[int, int]) -> int:
-    return cv2.INTER_AREA if dst[0] < src[0] or dst[1] < src[1] else cv2.INTER_LINEAR
-
-
-@RESIZERS.register("stretch")
-def resize_stretch(img: np.ndarray, size: int) -> np.ndarray:
-    return cv2.resize(img, (size, size), interpolation=_interp(img.shape[:2], (size, size)))
-
-
-@RESIZERS.register("crop")
-def resize_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """Scale the short side to ``size``, then cut the centre square."""
-    h, w = img.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    img = cv2.resize(img, (nw, nh), interpolation=_interp((h, w), (nh, nw)))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(img[top:top + size, left:left + size])
-
-
-@RESIZERS.register("pad")
-def resize_pad(img: np.ndarray, size: int) -> np.ndarray:
-    """Scale the long side to ``size`` keeping the aspect ratio, pad the rest with grey."""
-    h, w = img.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    img = cv2.resize(img, (nw, nh), interpolation=_interp((h, w), (nh, nw)))
-    out = np.full((size, size, 3), 128, np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = img
-    return out
-
-
-def resize(img: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:
-    return RESIZERS.get(mode)(img, size)
-
-
+# -- resizing (the modes are in kaggle_kit.data.resize) -------------------------------------------
 def load_resized(path: Path, size: int, mode: str = "stretch") -> np.ndarray:
     return resize(read_rgb(path), size, mode)

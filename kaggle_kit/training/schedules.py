@@ -13,28 +13,48 @@ Example:
     0.001
     >>> adapts_on_plateau("cosine")
     False
+    >>> list_schedules()
+    ['cosine', 'plateau']
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from kaggle_kit.registry import Registry
 
+__all__ = ["Schedule", "SCHEDULES", "make_schedule", "adapts_on_plateau", "get_schedule", "list_schedules"]
+
 WARMUP_FRACTION = 0.1
 
-# name -> (factory(lr, total_steps) -> a float or a keras LearningRateSchedule, lowered on plateau?)
-SCHEDULES: Registry[tuple[Callable[[float, int], Any], bool]] = Registry("learning-rate schedule")
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    name: str
+    factory: Callable[[float, int], Any]   # (lr, total_steps) -> a float or a keras LearningRateSchedule
+    adapts_on_plateau: bool                # a constant rate that ReduceLR may lower mid-phase
+    description: str = ""
+
+
+SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule")
 
 
 def make_schedule(name: str, lr: float, *, total_steps: int) -> Any:
     """The learning rate (a float or a Keras schedule) for a phase of ``total_steps`` optimizer steps."""
-    factory, _ = SCHEDULES.get(name)
-    return factory(lr, max(1, int(total_steps)))
+    return SCHEDULES.get(name).factory(lr, max(1, int(total_steps)))
 
 
 def adapts_on_plateau(name: str) -> bool:
     """Whether ReduceLR may lower the rate (only a constant rate can be changed mid-phase)."""
-    return SCHEDULES.get(name)[1]
+    return SCHEDULES.get(name).adapts_on_plateau
+
+
+def get_schedule(name: str) -> Schedule:
+    return SCHEDULES.get(name)
+
+
+def list_schedules() -> list[str]:
+    return SCHEDULES.names()
 
 
 def _constant(lr: float, total_steps: int) -> float:
@@ -49,5 +69,7 @@ def _cosine(lr: float, total_steps: int):
                                                   warmup_target=float(lr), warmup_steps=warmup)
 
 
-SCHEDULES.add("plateau", (_constant, True))
-SCHEDULES.add("cosine", (_cosine, False))
+SCHEDULES.add("plateau", Schedule(name="plateau", factory=_constant, adapts_on_plateau=True,
+                                  description="constant, lowered when the validation score stalls"))
+SCHEDULES.add("cosine", Schedule(name="cosine", factory=_cosine, adapts_on_plateau=False,
+                                 description="linear warm-up over a tenth of the steps, then cosine decay to 0"))
