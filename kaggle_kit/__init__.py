@@ -1,6 +1,66 @@
 """kaggle-kit: a workflow kit for Kaggle image-classification competitions.
 
-The package is a Python API; ``kaggle_kit.cli`` is a thin layer over it. Data flows one way:
-competition spec -> manifest -> pipeline -> trainer -> run record -> predictor -> submission -> Kaggle.
+Data flows one way, one sub-package per stage (see docs/architecture.md)::
+
+    competition spec -> data -> model -> training -> run record -> prediction -> submission -> kaggle
+
+This module is the public API a notebook needs; ``kaggle_kit.cli`` is a thin layer over the same
+functions and draws the same progress. Names are imported lazily, so ``import kaggle_kit`` (and
+``kaggle-kit --help``) does not load TensorFlow.
+
+Example:
+    >>> import kaggle_kit
+    >>> "efficientnet_lite0" in kaggle_kit.list_backbones()
+    True
+    >>> "log_loss" in kaggle_kit.list_metrics()
+    True
+    >>> kaggle_kit.TrainConfig(folds=3).folds
+    3
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # the competition spec and the project
+    "Project": "kaggle_kit.project",
+    "Competition": "kaggle_kit.competition",
+    "TrainConfig": "kaggle_kit.config",
+    "KitError": "kaggle_kit.errors",
+    # the loop
+    "fetch": "kaggle_kit.api",
+    "train": "kaggle_kit.api",
+    "predict": "kaggle_kit.api",
+    "submit": "kaggle_kit.api",
+    "status": "kaggle_kit.api",
+    "best_run": "kaggle_kit.api",
+    "list_runs": "kaggle_kit.api",
+    "load_run": "kaggle_kit.api",
+    "RunRecord": "kaggle_kit.training.runs",
+    # what can be chosen
+    "list_backbones": "kaggle_kit.model.backbones",
+    "list_metrics": "kaggle_kit.metrics",
+    # progress
+    "ProgressView": "kaggle_kit.progress",
+    "events": "kaggle_kit.events",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kaggle_kit' has no attribute {name!r}")
+    value = importlib.import_module(module)
+    if name != "events":
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -24,6 +24,7 @@ import numpy as np
 from kaggle_kit.atomic import atomic_write_text
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError, KitError
+from kaggle_kit.metrics import METRICS, get_metric
 from kaggle_kit.project import Project
 from kaggle_kit.tools.report.data import (OutOfFold, confident_mistakes, image_paths, load_history,
                                           load_oof)
@@ -31,12 +32,11 @@ from kaggle_kit.tools.report.plots import plot_calibration, plot_confusion, plot
 from kaggle_kit.training.runs import RunRecord
 
 __all__ = ["write_report", "render_page", "Page", "SECTIONS", "REPORT_DIR", "THUMBS_DIR", "TEMPLATE",
-           "PROBABILITY_METRICS", "SECRET_NAME"]
+           "SECRET_NAME"]
 
 REPORT_DIR = "report"
 THUMBS_DIR = "thumbs"
 TEMPLATE = "report.html"                        # in templates/, shipped as package data
-PROBABILITY_METRICS = frozenset({"log_loss"})   # metrics that score probabilities: calibration matters
 SECRET_NAME = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
 
 
@@ -151,7 +151,7 @@ def section_per_class(page: Page) -> dict[str, Any] | None:
 
 def section_calibration(page: Page) -> dict[str, Any] | None:
     metric = page.run.metric or page.competition.metric
-    if page.oof is None or metric not in PROBABILITY_METRICS:
+    if page.oof is None or metric not in METRICS or not get_metric(metric).needs_proba:  # calibration matters
         return None
     ece = plot_calibration(page.oof.y_true, page.oof.proba, page.out_dir / "calibration.png")
     return {"image": "calibration.png", "ece": f"{ece:.4f}"}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kaggle_kit.errors import DataError
-from kaggle_kit.layouts import LAYOUTS, ClassFolders, ClassInFilename, Item, LabelsCSV
+from kaggle_kit.layouts import LAYOUTS, ClassFolders, ClassInFilename, Item, LabelsCSV, list_layouts
 from kaggle_kit.registry import Registry
 from kaggle_kit.tools.scaffold.scan import (SAMPLE, Finding, FolderScan, Sample, id_coverage, is_named, is_number,
                                             posix_parent)
@@ -121,7 +121,7 @@ def candidate_folders(scan: FolderScan) -> list[str]:
 
 
 def expected_layouts() -> str:
-    labelled = [name for name in LAYOUTS if name not in ("test_folder", "no_test")]
+    labelled = list_layouts(labelled=True)
     return "; ".join(LAYOUTS.get(name)().describe() for name in labelled)
 
 
