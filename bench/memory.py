@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="start from an empty project and cache")
     p.add_argument("--objects", action="store_true",
                    help="instead of training: the Python heap (tracemalloc) of the manifest and of "
-                        "trainer.finish for each finished run of each --limits in --work")
+                        "run.write_oof for each finished run of each --limits in --work")
     p.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="after --: kaggle-kit train options (default: --folds 5 --size 128 --head-epochs 1 "
                         "--epochs 0)")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def objects(args: argparse.Namespace) -> int:
     """What the O(N) Python objects of a run weigh: the manifest it holds, and the peak of
-    ``trainer.finish`` (assembling ``oof.csv``) re-run on the finished runs measured before
+    ``run.write_oof`` (assembling ``oof.csv``) re-run on the finished runs measured before
     (it rewrites their ``oof.csv`` with the same content)."""
     import tracemalloc
 
@@ -173,28 +173,28 @@ def objects(args: argparse.Namespace) -> int:
     from kaggle_kit.data.manifest import build_manifest
     from kaggle_kit.project import Project
     from kaggle_kit.training.runs import list_runs
-    from kaggle_kit.training.trainer import Prepared, finish
+    from kaggle_kit.training.run import write_oof
 
     project = Project(args.work)
     comp = project.competition(args.competition)
     fields: dict[str, object] = {"dataset": args.competition}
     for limit in args.limits:
-        run = next((r for r in list_runs(project, comp, complete_only=True) if r.config.get("limit") == limit), None)
+        run = next((r for r in list_runs(project, comp, complete_only=True) if r.config.limit == limit), None)
         if run is None:
             raise SystemExit(f"no finished run with --limit {limit} in {args.work}; run without --objects first")
         tracemalloc.start()
         manifest = build_manifest(comp, project.data_root(comp.slug), "train", cache_dir=project.cache,
-                                  limit=limit, seed=run.config["seed"])
+                                  limit=limit, seed=run.config.seed)
         held, building = tracemalloc.get_traced_memory()
-        splits = make_splits(manifest.labels, folds=run.config["folds"], holdout=run.config["holdout"],
-                             seed=run.config["seed"])
+        splits = make_splits(manifest.labels, folds=run.config.folds, holdout=run.config.holdout,
+                             seed=run.config.seed)
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        finish(run, comp, Prepared(manifest=manifest, images=None, splits=splits))
+        write_oof(run, comp, manifest, splits)
         finish_peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
         print(f"{limit} images (run {run.run_id}): manifest holds {held / 1e6:.1f} MB (peak {building / 1e6:.1f} MB "
-              f"while building); trainer.finish peaks {finish_peak / 1e6:.1f} MB above that", flush=True)
+              f"while building); run.write_oof peaks {finish_peak / 1e6:.1f} MB above that", flush=True)
         fields.update({f"manifest_{limit}_mb": round(held / 1e6, 1),
                        f"manifest_build_{limit}_mb": round(building / 1e6, 1),
                        f"finish_{limit}_mb": round(finish_peak / 1e6, 1)})

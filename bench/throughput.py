@@ -14,7 +14,7 @@ the ``seed`` preset's Keras layers in (b) and (c)).
 
 Then the feature cache: one forward epoch of the frozen backbone on the images (what phase 1
 costs without the cache) vs one head epoch on cached features, and a second
-``trainer.backbone_features`` call (a re-run with the same backbone) that must find the cache.
+``features.backbone_features`` call (a re-run with the same backbone) that must find the cache.
 
 ``--augment-cost`` instead measures the CPU cost per image of each augmentation (the kit's presets,
 each layer of ``seed``, ImageDataGenerator) on random images.
@@ -200,7 +200,7 @@ def feature_cache(args: argparse.Namespace, comp, images, labels, work: Path) ->
     from kaggle_kit.model.classifier import build_head, build_model, set_trainable
     from kaggle_kit.data.pipeline import feature_dataset, image_dataset
     from kaggle_kit.project import Project
-    from kaggle_kit.training.trainer import backbone_features
+    from kaggle_kit.model.features import backbone_features
 
     n_classes = len(comp.classes)
     n = len(labels)

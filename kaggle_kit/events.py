@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 __all__ = [
-    "Event", "Report", "quiet", "to_json", "from_json", "event_types",
-    "RunStarted", "Stage", "Progress", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
+    "Event", "Report", "Tick", "quiet", "ticker", "to_json", "from_json", "event_types",
+    "RunStarted", "Stage", "Progress", "DataReady", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
     "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady",
 ]
 
@@ -47,8 +47,23 @@ Report = Callable[[Event], None]
 """What the library calls with each event; ``list.append`` is a valid one."""
 
 
+Tick = Callable[[int, int], None]
+"""A plain ``(done, total)`` progress callback, what the data layer's loops take (see :func:`ticker`)."""
+
+
 def quiet(event: Event) -> None:
     """The default ``report``: ignores every event."""
+
+
+def ticker(report: Report, task: str) -> Tick:
+    """A :data:`Tick` that reports ``Progress(task=task, ...)``.
+
+    >>> seen = []
+    >>> ticker(seen.append, "check")(3, 10)
+    >>> seen
+    [Progress(task='check', done=3, total=10)]
+    """
+    return lambda done, total: report(Progress(task=task, done=done, total=total))
 
 
 def event_types() -> list[str]:
@@ -105,6 +120,18 @@ class Progress(Event):
     task: str
     done: int
     total: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataReady(Event):
+    """The training data of a run is ready: ``train_size`` images (``excluded``: the unreadable ones
+    left out, as ``{"path", "reason"}``) in ``splits`` splits; ``fingerprint`` identifies the images."""
+
+    splits: int
+    train_size: int
+    fingerprint: str
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
+from kaggle_kit import events
 from kaggle_kit.data import cache as cache_module
 from kaggle_kit.data.cache import Cache, cache_key
 from kaggle_kit.data.manifest import build_manifest
@@ -114,14 +115,18 @@ def test_image_cache_decodes_once(tiny_project: Project, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(cache_module, "load_resized", counting)
     c = Cache(tiny_project.cache)
-    images = c.images(m, 4, "stretch")
+    seen: list[events.Event] = []
+    images = c.images(m, 4, "stretch", report=seen.append)
     assert sorted(decoded) == sorted(m.paths)
+    assert seen == [events.Stage(message="caching 6 images at 4px"), events.Progress(task="cache", done=6, total=6)]
     assert len(images) == len(m) == 6
     pixels = images.read_all()[:, 0, 0].tolist()
     assert pixels == [[200, 40, 40] if label == 0 else [40, 40, 200] for label in m.labels]
 
     decoded.clear()
-    assert c.images(m, 4, "stretch").path == images.path and decoded == []
+    seen.clear()
+    assert c.images(m, 4, "stretch", report=seen.append).path == images.path and decoded == []
+    assert seen == [events.Stage(message="6 images at 4px", cached=True)]     # read back, and says so
     c.images(m, 6, "stretch")                                 # another size is another entry
     assert len(decoded) == 6
     assert len(c.entries()) == 2

@@ -182,7 +182,7 @@ def test_ctrl_c_saves_the_run_as_interrupted_and_exits_130(interrupted: dict) ->
 
 
 def test_resume_after_ctrl_c_continues_the_fold(interrupted: dict) -> None:
-    assert re.search(r"fold 0: resuming phase 2 at epoch [2-4]", interrupted["sigkill"].stdout)
+    assert re.search(r"fold 1: resuming phase 2 at epoch [2-4]", interrupted["sigkill"].stdout)
     epochs = epochs_of(interrupted["run"], 0)
     assert epochs == sorted(set(epochs)) and epochs[-1] == EPOCHS, f"fold 0 restarted: {epochs}"
 
@@ -192,8 +192,8 @@ def test_sigkill_mid_epoch_then_resume_keeps_the_finished_fold(interrupted: dict
     assert killed.rc == -signal.SIGKILL and killed.status == "running"
     assert killed.fold1_epochs and killed.fold1_epochs[-1] < EPOCHS, "killed before fold 1 ended"
     assert final.returncode == 0, final.stdout + final.stderr
-    assert "fold 0: already finished, kept" in final.stdout
-    assert re.search(r"fold 1: resuming phase 2 at epoch \d", final.stdout)
+    assert "fold 1: already finished, kept" in final.stdout
+    assert re.search(r"fold 2: resuming phase 2 at epoch \d", final.stdout)
     after = snapshot(run / "fold_0")
     for name in ("best.keras", "result.json", "oof.npy"):
         assert after[name] == interrupted["fold0"][name], f"fold_0/{name} was rewritten"

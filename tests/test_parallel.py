@@ -16,10 +16,12 @@ import pytest
 import toy_project
 from toy_project import KIT, kit, kit_env, make_project, run_dirs, run_json
 
+from kaggle_kit import events
 from kaggle_kit.training import trainer
 from kaggle_kit.errors import KitError
 from kaggle_kit.training.parallel import assign_folds, plan_workers, train_parallel, visible_gpus
 from kaggle_kit.project import Project
+from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import load_run
 
 PROCESS = re.compile(r"fold\(s\) ([\d, ]+): process (\d+) on (.+)")
@@ -70,7 +72,7 @@ def test_two_processes_train_the_folds_and_the_run_is_scored(toy: Project) -> No
     done = kit(toy.root, "train", "toy", "--folds", "2", "--head-epochs", "1", "--parallel-folds", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     workers = PROCESS.findall(done.stdout)
-    assert sorted(f for f, _, _ in workers) == ["0", "1"]             # one fold each ...
+    assert sorted(f for f, _, _ in workers) == ["1", "2"]             # one fold each (counted from 1) ...
     assert len({pid for _, pid, _ in workers}) == 2                   # ... in two processes
     assert all(device == "1 CPU thread" for *_, device in workers)    # the 2 CI cores shared out
     [run_dir] = run_dirs(toy.root)
@@ -89,22 +91,23 @@ def test_two_processes_train_the_folds_and_the_run_is_scored(toy: Project) -> No
 def test_resume_trains_only_the_missing_folds(toy: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     comp = toy.competition("toy")
     config = comp.config(None, {"folds": 2, "head_epochs": 1})
-    run = trainer.new_run(toy, comp, config)
-    trainer.train(toy, comp, config, resume=run.run_id, only_folds=[0])  # fold 0 here, in this process
+    run = Run.create(toy, comp, config).record
+    trainer.train_folds(toy, comp, run.run_id, [0])                     # fold 0 here, in this process
     assert load_run(toy, "toy", run.run_id).status == "running"
 
     def not_here(*args, **kwargs):
         raise AssertionError("the parent process trained a fold")
 
     monkeypatch.setattr(trainer, "train_fold", not_here)
-    events: list[tuple[str, dict]] = []
-    done = train_parallel(toy, comp, config, workers=2, resume=run.run_id,
-                          report=lambda kind, **f: events.append((kind, f)))
-    started = [PROCESS.match(f["message"]).group(1) for kind, f in events
-               if kind == "stage" and PROCESS.match(f["message"])]
-    assert started == ["1"]                                            # fold 0 was kept, no idle worker
-    assert [f["fold"] for kind, f in events if kind == "fold_done"] == [1]
-    assert ("progress", {"task": "folds", "done": 2, "total": 2}) in events
+    seen: list[events.Event] = []
+    done = train_parallel(toy, comp, config, workers=2, resume=run.run_id, report=seen.append)
+    started = [PROCESS.match(e.message).group(1) for e in seen
+               if isinstance(e, events.Stage) and PROCESS.match(e.message)]
+    assert started == ["2"]                                            # fold 1 was kept, no idle worker
+    assert [e.fold for e in seen if isinstance(e, events.FoldDone)] == [1]   # relayed from the worker's JSON
+    assert [e for e in seen if isinstance(e, events.EpochEnd)][0].higher_is_better is True
+    assert events.Progress(task="folds", done=2, total=2) in seen
+    assert [e.train_size for e in seen if isinstance(e, events.DataReady)] == [60]
     assert done.status == "complete" and [f.fold for f in done.folds] == [0, 1] and done.cv is not None
     assert load_run(toy, "toy", run.run_id).cv == done.cv
 
@@ -112,14 +115,14 @@ def test_resume_trains_only_the_missing_folds(toy: Project, monkeypatch: pytest.
 def test_failing_workers_fail_the_run_naming_their_logs(toy: Project) -> None:
     comp = toy.competition("toy")
     config = comp.config(None, {"folds": 2, "head_epochs": 1})
-    run = trainer.new_run(toy, comp, config)
+    run = Run.create(toy, comp, config).record
     run.fingerprint = "images-of-another-day"   # the workers find other training images than the run's
     run.save()
     with pytest.raises(KitError) as e:
         train_parallel(toy, comp, config, workers=2, resume=run.run_id)
     message = str(e.value)
     for k in (0, 1):
-        assert f"{run.path / f'worker_{k}.log'}: the worker for fold(s) {k} failed (exit 1): error: " in message
+        assert f"{run.path / f'worker_{k}.log'}: the worker for fold(s) {k + 1} failed (exit 1): error: " in message
     assert "the training images changed since run" in message and "\n" not in message
     assert run_json(run.path)["status"] == "failed" and run_json(run.path)["folds"] == []
 

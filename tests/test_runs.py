@@ -151,3 +151,24 @@ def test_unknown_run_lists_known_ones(tmp_path: Path) -> None:
     msg = str(e.value)
     assert msg.startswith(f"unknown run of pets '{ids['only']}x'; did you mean {ids['only']}")
     assert "\n" not in msg
+
+
+def test_config_is_a_train_config_read_from_and_written_as_a_dict(tmp_path: Path) -> None:
+    import json
+
+    from kaggle_kit.config import TrainConfig
+
+    project = Project(tmp_path)
+    rec = RunRecord.create(project, "pets", backbone="cnn")
+    old = json.loads(rec.json_path.read_text())
+    old["config"] = {"backbone": "simple_cnn", "image_size": 32, "folds": 3, "from_a_later_kit": 1}
+    rec.json_path.write_text(json.dumps(old))      # a run.json as earlier kits wrote it
+
+    loaded = load_run(project, "pets", rec.run_id)
+    assert loaded.config == TrainConfig(backbone="simple_cnn", image_size=32, folds=3)
+    assert (loaded.backbone, loaded.image_size, loaded.config.seed) == ("simple_cnn", 32, 42)
+    loaded.save()
+    written = json.loads(rec.json_path.read_text())["config"]
+    assert written == TrainConfig(backbone="simple_cnn", image_size=32, folds=3).to_dict()
+    loaded.config = {"backbone": "resnet50"}       # a mapping assigned is read as run.json holds it
+    assert isinstance(loaded.config, TrainConfig) and loaded.config.backbone == "resnet50"

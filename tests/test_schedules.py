@@ -10,6 +10,7 @@ import pytest
 from toy_project import make_project
 
 from kaggle_kit.errors import KitError
+from kaggle_kit.events import EpochEnd, Event
 from kaggle_kit.training.schedules import adapts_on_plateau, make_schedule
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras, in-process runs
@@ -50,8 +51,8 @@ def test_a_misspelt_schedule_fails_before_a_run_starts(project) -> None:
 class StopAfter:
     """A ``report`` that interrupts training (as Ctrl-C would) after the first epoch of phase 2."""
 
-    def __call__(self, kind: str, **fields) -> None:
-        if kind == "epoch_end" and fields.get("phase") == 2 and fields["epoch"] == 1:
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, EpochEnd) and event.phase == 2 and event.epoch == 1:
             raise KeyboardInterrupt
 
 

@@ -184,9 +184,15 @@ def test_backbone_features_are_cached_and_reused(root: Path, weights: Path, mobi
     first = run_json(mobilenet)["config"]
     config = comp.config(None, {"backbone": first["backbone"], "image_size": 32, "holdout": 0.3,
                                 "weights": str(weights), "head_epochs": 1, "finetune_epochs": 0})
-    second = train(project, comp, config)
+    seen: list = []
+    second = train(project, comp, config, report=seen.append)
     assert second.status == "complete" and second.run_id != mobilenet.name
     assert feature_files(root) == entries, "the second run read the cached features: same files, not rewritten"
+    stages = [(e.message, e.cached) for e in seen if type(e).__name__ == "Stage"]
+    assert (f"{3 * PER_CLASS} images at 32px", True) in stages and ("mobilenet_v3_small features", True) in stages
+    assert not any(m.startswith(("caching", "computing")) for m, _ in stages), "nothing reads as computed again"
+    [phase_1] = [e for e in seen if type(e).__name__ == "EpochEnd"]
+    assert phase_1.fold == 0 and phase_1.higher_is_better is True     # accuracy
     assert {r["phase"] for r in rows(second.path / "history.csv")} == {"1"}
 
 

@@ -16,7 +16,7 @@ from kaggle_kit.cli.base import arg, command, competition_arg, console
 def inspect_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.tools.audit import run_audit, save_audit
     from kaggle_kit.project import Project
-    from kaggle_kit.cli.render import ProgressView
+    from kaggle_kit.progress import ProgressView
 
     project = Project.find()
     comp = project.competition(args.competition)

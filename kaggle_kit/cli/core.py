@@ -114,7 +114,7 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
 def train_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.training.trainer import train
-    from kaggle_kit.cli.render import ProgressView
+    from kaggle_kit.progress import ProgressView
 
     project = _project()
     comp = project.competition(args.competition)
@@ -174,7 +174,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
 def predict_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.prediction.predictor import make_submission
     from kaggle_kit.training.runs import pick_run
-    from kaggle_kit.cli.render import ProgressView
+    from kaggle_kit.progress import ProgressView
 
     project = _project()
     comp = project.competition(args.competition)

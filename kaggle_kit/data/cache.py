@@ -28,8 +28,9 @@ from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.data.images import load_resized
 from kaggle_kit.data.manifest import Manifest
 from kaggle_kit.data.records import RecordFile
+from kaggle_kit.events import Report, Stage, quiet, ticker
 
-Progress = Callable[[int, int], None]
+__all__ = ["cache_key", "Entry", "Cache"]
 
 
 def cache_key(**parts: Any) -> str:
@@ -75,11 +76,16 @@ class Cache:
         os.utime(data)  # mark as recently used, as get_or_build does: eviction goes least recently used first
         return found
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether ``key`` is cached (read back, not computed, by :meth:`get_or_build`)."""
+        data, info = self.paths(kind, key)
+        return data.is_file() and info.is_file()
+
     def get_or_build(self, kind: str, key: str, shape: tuple[int, ...], dtype: Any,
                      produce: Callable[[], Iterator[np.ndarray]], meta: dict) -> RecordFile:
         """The cached records for ``key``, or build them with ``produce()`` (a generator of batches)."""
         data, info = self.paths(kind, key)
-        if data.is_file() and info.is_file():
+        if self.has(kind, key):
             os.utime(data)  # mark as recently used
             return RecordFile(data, shape, dtype)
         self.evict(reserve=int(np.prod(shape)) * np.dtype(dtype).itemsize * int(meta.get("n", 0)))
@@ -128,9 +134,14 @@ class Cache:
         e.path.with_suffix(".json").unlink(missing_ok=True)
 
     # -- the two caches the trainer uses -------------------------------------------------------
-    def images(self, manifest: Manifest, size: int, resize: str, progress: Progress | None = None) -> RecordFile:
-        """Decoded RGB images of ``manifest`` at ``size`` x ``size``, uint8, in manifest order."""
+    def images(self, manifest: Manifest, size: int, resize: str, report: Report = quiet) -> RecordFile:
+        """Decoded RGB images of ``manifest`` at ``size`` x ``size``, uint8, in manifest order; ``report``
+        hears a :class:`~kaggle_kit.events.Stage` (``cached`` when they are read back) and the progress."""
         key = cache_key(v=1, fingerprint=manifest.fingerprint, n=len(manifest), size=size, resize=resize)
+        what = f"{len(manifest)} images at {size}px"
+        cached = self.has("images", key)
+        report(Stage(message=what if cached else f"caching {what}", cached=cached))
+        progress = ticker(report, "cache")
 
         def produce() -> Iterator[np.ndarray]:
             chunk = 256
@@ -138,8 +149,7 @@ class Cache:
                 for start in range(0, len(manifest), chunk):
                     paths = manifest.paths[start:start + chunk]
                     yield np.stack(list(pool.map(lambda p: load_resized(p, size, resize), paths)))
-                    if progress:
-                        progress(min(start + chunk, len(manifest)), len(manifest))
+                    progress(min(start + chunk, len(manifest)), len(manifest))
 
         meta = {"split": manifest.split, "root": str(manifest.root), "n": len(manifest), "size": size,
                 "resize": resize}

@@ -27,7 +27,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -36,9 +36,11 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError
 from kaggle_kit.data.grouping import group_column
 from kaggle_kit.data.images import BadImage, ImageInfo, check_image
+from kaggle_kit.events import Tick
+
+__all__ = ["Split", "Excluded", "Manifest", "build_manifest", "stratified_sample", "check_all"]
 
 Split = Literal["train", "test"]
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class Manifest:
 
 
 def build_manifest(competition: Competition, root: Path, split: Split, *, cache_dir: Path,
-                   limit: int | None = None, seed: int = 0, progress: Progress | None = None) -> Manifest:
+                   limit: int | None = None, seed: int = 0, progress: Tick | None = None) -> Manifest:
     """List, label and check the images of ``split``; raise :class:`DataError` on a wrong layout."""
     root = Path(root)
     if not root.is_dir():
@@ -126,7 +128,7 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.array(keep))
 
 
-def check_all(paths: Sequence[Path], cache_dir: Path, progress: Progress | None = None) -> list[ImageInfo | str]:
+def check_all(paths: Sequence[Path], cache_dir: Path, progress: Tick | None = None) -> list[ImageInfo | str]:
     """Check each image (in parallel), reusing results cached by path, size and mtime.
 
     Returns an :class:`ImageInfo` for a good image and the reason (a string) for a bad one.

@@ -15,16 +15,10 @@ from kaggle_kit import interrupt
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.data.cache import Cache, cache_key
 from kaggle_kit.data.manifest import Manifest
+from kaggle_kit.events import Progress, Report, Stage, quiet
 from kaggle_kit.project import Project
 
 __all__ = ["pretrained", "weights_id", "backbone_features", "backbone_outputs", "features_from_activations"]
-
-Report = Callable[..., None]
-
-
-def _quiet(kind: str, **fields) -> None:
-    pass
-
 
 def pretrained(config: TrainConfig) -> bool:
     """Whether the run's backbone starts from trained weights (its entry's fact and ``weights``)."""
@@ -41,13 +35,13 @@ def weights_id(weights: str) -> str:
     return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def backbone_features(project: Project, config: TrainConfig, manifest: Manifest, images, report: Report = _quiet):
+def backbone_features(project: Project, config: TrainConfig, manifest: Manifest, images, report: Report = quiet):
     """Pooled features of every image through the frozen pretrained backbone, cached on disk."""
     return backbone_outputs(project, config, images, layer=None, flip=False, report=report)
 
 
 def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: str | None, flip: bool,
-                     report: Report = _quiet):
+                     report: Report = quiet):
     """Every image run once through the frozen pretrained backbone, up to ``layer`` (None: the pooled
     features), cached on disk. With ``flip`` the mirrored images follow as records N..2N-1."""
     from kaggle_kit.model.backbones import get_backbone
@@ -56,34 +50,40 @@ def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: st
     backbone = get_backbone(config.backbone)
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
                     size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip)
-    return _cached_outputs(project, config, "features" if layer is None else "activations", key,
+    what = f"{backbone.name} features" if layer is None else f"{backbone.name} activations at {layer}"
+    return _cached_outputs(project, config, "features" if layer is None else "activations", key, what,
                            lambda model: partial_backbone(model, layer), images, len(images), flip=flip, batch=64,
                            meta={"n": len(images) * (2 if flip else 1), "backbone": backbone.name,
                                  "size": config.image_size, "layer": layer}, report=report)
 
 
 def features_from_activations(project: Project, config: TrainConfig, activations, n: int,
-                              report: Report = _quiet):
+                              report: Report = quiet):
     """Pooled features of the first ``n`` cached activations (the unmirrored images), through the
     frozen backbone layers above ``config.finetune_from``; cached on disk like the activations."""
     from kaggle_kit.model.classifier import upper_backbone
 
     key = cache_key(v=1, activations=activations.path.name, layer=config.finetune_from, n=n)
-    return _cached_outputs(project, config, "features", key, lambda model: upper_backbone(model, config.finetune_from),
+    what = f"{config.backbone} features (via {config.finetune_from})"
+    return _cached_outputs(project, config, "features", key, what,
+                           lambda model: upper_backbone(model, config.finetune_from),
                            activations, n, flip=False, batch=256,
                            meta={"n": n, "backbone": config.backbone, "size": config.image_size,
                                  "via": config.finetune_from}, report=report)
 
 
-def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, network: Callable, source, n: int,
-                    *, flip: bool, batch: int, meta: dict, report: Report):
+def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, what: str, network: Callable,
+                    source, n: int, *, flip: bool, batch: int, meta: dict, report: Report):
     """``network(pretrained classifier)`` run over records 0..n-1 of ``source`` (then over their
-    mirror images with ``flip``) as float16, read from or written to the cache as ``kind``/``key``."""
+    mirror images with ``flip``) as float16, read from or written to the cache as ``kind``/``key``;
+    ``report`` hears a Stage naming ``what`` (``cached`` when read back) and the progress."""
     from kaggle_kit.model.backbones import get_backbone
     from kaggle_kit.model.classifier import build_model
 
     cache = Cache(project.cache)
     found = cache.find(kind, key)
+    report(Stage(message=what if found is not None else f"computing {what} (cached for later runs)",
+                 cached=found is not None))
     if found is not None:
         return found
     net = network(build_model(get_backbone(config.backbone), n_classes=2, image_size=config.image_size,
@@ -97,7 +97,7 @@ def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, 
                 if mirrored:
                     x = x[:, :, ::-1]
                 yield np.asarray(net.predict_on_batch(x), dtype=np.float16)  # eager calls peak ~3x the memory
-                report("progress", task=kind, done=min(start + batch, n), total=n)
+                report(Progress(task=kind, done=min(start + batch, n), total=n))
 
     with interrupt.deferred():    # Ctrl-C is raised between batches, never inside the network
         return cache.get_or_build(kind, key, tuple(int(d) for d in net.output.shape[1:]), np.float16, produce, meta)

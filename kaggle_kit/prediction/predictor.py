@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from kaggle_kit.data.cache import Cache
 from kaggle_kit.competition import Competition
-from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
+from kaggle_kit.events import Progress, Report, Warned, quiet
 from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
@@ -27,11 +26,7 @@ from kaggle_kit.prediction.submission import build_frame, expected_ids, validate
 from kaggle_kit.model.features import backbone_outputs
 from kaggle_kit.training.trainer import head_only
 
-Report = Callable[..., None]
-
-
-def _quiet(kind: str, **fields: Any) -> None:
-    pass
+__all__ = ["Predictor", "predict_test", "submission_path", "make_submission"]
 
 
 @dataclass
@@ -53,7 +48,7 @@ class Predictor:
                            f"finish it with `kaggle-kit train --resume {run.run_id}`")
         models = [load_model(p) for p in run.model_paths()]
         return cls(run=run, models=models, image_size=run.image_size,
-                   resize=str(run.config.get("resize", "stretch")), classes=tuple(run.classes))
+                   resize=run.config.resize, classes=tuple(run.classes))
 
     def predict_batch(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
         """Mean probability over the fold models (and the mirrored images when ``tta``)."""
@@ -66,7 +61,7 @@ class Predictor:
         return total / (len(self.models) * len(views))
 
     def predict_dataset(self, records, indices: np.ndarray, tta: bool, batch_size: int = 64,
-                        report: Report = _quiet) -> np.ndarray:
+                        report: Report = quiet) -> np.ndarray:
         from kaggle_kit.data.pipeline import image_dataset
 
         total = np.zeros((len(indices), len(self.classes)))
@@ -77,7 +72,7 @@ class Predictor:
                 ds = image_dataset(records, indices, None, n_classes=len(self.classes), batch_size=batch_size,
                                    flip=flip)
                 total += model.predict(ds, verbose=0)
-                report("progress", task="predict", done=m * len(views) + v + 1, total=steps)
+                report(Progress(task="predict", done=m * len(views) + v + 1, total=steps))
         return total / steps
 
     def predict_features(self, features, n: int, tta: bool) -> np.ndarray:
@@ -95,15 +90,15 @@ class Predictor:
 
 
 def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: bool,
-                 report: Report = _quiet) -> tuple[list[str], np.ndarray, list[str]]:
+                 report: Report = quiet) -> tuple[list[str], np.ndarray, list[str]]:
     """Test-set probabilities in submission id order, and warnings (e.g. unreadable test images)."""
     root = project.data_root(competition.slug)
     manifest = build_manifest(competition, root, "test", cache_dir=project.cache)
     if len(manifest) == 0 and not manifest.excluded:
         raise KitError(f"{competition.slug} has no test split: nothing to predict")
     predictor = Predictor.from_run(run)
-    records = Cache(project.cache).images(manifest, predictor.image_size, predictor.resize)
-    config = TrainConfig.from_dict(run.config)
+    records = Cache(project.cache).images(manifest, predictor.image_size, predictor.resize, report=report)
+    config = run.config
     if head_only(config):
         features = backbone_outputs(project, config, records, layer=None, flip=tta, report=report)
         proba = predictor.predict_features(features, len(manifest), tta)
@@ -122,9 +117,9 @@ def submission_path(project: Project, competition: Competition, run: RunRecord, 
 
 
 def make_submission(project: Project, competition: Competition, run: RunRecord, *, tta: bool | None = None,
-                    reuse: bool = True, report: Report = _quiet) -> Path:
+                    reuse: bool = True, report: Report = quiet) -> Path:
     """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten)."""
-    tta = bool(run.config.get("tta", True)) if tta is None else tta
+    tta = run.config.tta if tta is None else tta
     path = submission_path(project, competition, run, tta)
     if reuse and path.is_file():    # checked again: every id the sample submission names, valid labels
         import pandas as pd
@@ -136,6 +131,6 @@ def make_submission(project: Project, competition: Competition, run: RunRecord, 
         return path
     ids, proba, warnings = predict_test(project, competition, run, tta=tta, report=report)
     for w in warnings:
-        report("warning", message=w)
+        report(Warned(message=w))
     frame = build_frame(competition.submission, competition.classes, ids, proba)
     return write_submission(competition, frame, ids, path)

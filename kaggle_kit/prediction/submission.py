@@ -22,6 +22,9 @@ from kaggle_kit.atomic import atomic_write_text
 from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.errors import SubmissionError
 
+__all__ = ["build_frame", "expected_ids", "read_ids", "validate_frame", "unused_path", "write_submission",
+           "read_as_proba"]
+
 
 def build_frame(fmt: Submission, classes: tuple[str, ...], ids: Sequence[str], proba: np.ndarray):
     import pandas as pd

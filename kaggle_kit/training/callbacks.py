@@ -27,7 +27,11 @@ import numpy as np
 from kaggle_kit import interrupt
 from kaggle_kit.atomic import atomic_path, atomic_write_json
 from kaggle_kit.errors import DiskFullError, KitError
+from kaggle_kit.events import Batch, EpochBegin, EpochEnd, PhaseEnd, Report
 from kaggle_kit.metrics import Metric, log_loss
+
+__all__ = ["Tracker", "EvaluateMetric", "SaveBest", "EarlyStop", "ReduceLR", "SaveState", "HISTORY_FIELDS",
+           "append_row", "StopOnInterrupt", "ReportProgress"]
 
 
 class Tracker(keras.callbacks.Callback):
@@ -157,7 +161,7 @@ class SaveState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {} if logs is None else logs
-        logs["lr"] = float(self.model.optimizer.learning_rate)   # the rate for the next epoch (Progress shows it)
+        logs["lr"] = float(self.model.optimizer.learning_rate)   # the rate for the next epoch (ReportProgress shows it)
         with atomic_path(self.fold_dir / "last.keras", suffix=".keras") as tmp:
             self.model.save(tmp)
         atomic_write_json(self.fold_dir / "state.json", {
@@ -227,26 +231,30 @@ class StopOnInterrupt(keras.callbacks.Callback):
     on_test_batch_end = on_predict_batch_end = on_train_batch_end
 
 
-class Progress(keras.callbacks.Callback):
-    """Forwards batch and epoch progress to ``report(kind, **fields)``; the CLI draws it."""
+class ReportProgress(keras.callbacks.Callback):
+    """Reports a phase's epochs and batches as typed events (:class:`~kaggle_kit.events.EpochBegin`,
+    ``Batch``, ``EpochEnd``, ``PhaseEnd``) of fold ``fold``; ``higher_is_better`` is the competition
+    metric's direction, so a renderer names the right best epoch."""
 
-    def __init__(self, report: Callable[..., None], **context: Any) -> None:
+    def __init__(self, report: Report, *, fold: int, phase: int, higher_is_better: bool = True) -> None:
         super().__init__()
-        self.report, self.context = report, context
+        self.report, self.fold, self.phase, self.higher_is_better = report, fold, phase, higher_is_better
         self.steps: int | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.steps = self.params.get("steps")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.report("epoch_begin", epoch=epoch + 1, epochs=self.params.get("epochs"), steps=self.steps, **self.context)
+        self.report(EpochBegin(fold=self.fold, phase=self.phase, epoch=epoch + 1, epochs=self.params.get("epochs"),
+                               steps=self.steps))
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.report("batch", step=batch + 1, steps=self.steps, **self.context)
+        self.report(Batch(fold=self.fold, phase=self.phase, step=batch + 1, steps=self.steps))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.report("epoch_end", epoch=epoch + 1, epochs=self.params.get("epochs"),
-                    logs={k: float(v) for k, v in (logs or {}).items()}, **self.context)
+        self.report(EpochEnd(fold=self.fold, phase=self.phase, epoch=epoch + 1, epochs=self.params.get("epochs"),
+                             logs={k: float(v) for k, v in (logs or {}).items()},
+                             higher_is_better=self.higher_is_better))
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self.report("phase_end", **self.context)
+        self.report(PhaseEnd(fold=self.fold, phase=self.phase))

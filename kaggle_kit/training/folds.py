@@ -17,6 +17,8 @@ import numpy as np
 
 from kaggle_kit.errors import KitError
 
+__all__ = ["make_splits"]
+
 Split = tuple[np.ndarray, np.ndarray]  # (train indices, validation indices)
 
 

@@ -2,10 +2,12 @@
 
 The parent creates the run and has one child build the caches (manifest, decoded images, backbone
 features; a child, so that the parent itself never holds a GPU). Then ``N`` fold workers each run
-``train(..., resume=<run>, only_folds=[...])`` on their own GPU (``CUDA_VISIBLE_DEVICES``) or,
-without GPUs, on their share of the CPU cores. Workers write ``fold_<k>/result.json`` and report
-progress as JSON lines on stdout, which the parent relays; their other output goes to
-``<run>/worker_<first fold>.log``. When every fold is in, the parent completes the run (CV, ``oof.csv``).
+:func:`~kaggle_kit.training.trainer.train_folds` on their share of the folds, on their own GPU
+(``CUDA_VISIBLE_DEVICES``) or, without GPUs, on their share of the CPU cores. Workers write
+``fold_<k>/result.json`` and send their progress events to stdout as JSON lines
+(``@kaggle-kit `` + :func:`kaggle_kit.events.to_json`), which the parent parses and relays; their
+other output goes to ``<run>/worker_<first fold>.log``. The parent owns the
+:class:`~kaggle_kit.training.run.Run`: when every fold is in, it completes it (CV, ``oof.csv``).
 
 Example:
     >>> [(p.folds, p.device) for p in plan_workers([0, 1, 2, 3, 4], 2, gpus=[], cpus=16, base={})]
@@ -16,30 +18,32 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from kaggle_kit import events
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
+from kaggle_kit.events import DataReady, Event, FoldDone, Progress, Report, Stage, quiet
 from kaggle_kit.project import Project
-from kaggle_kit.training.runs import RunRecord, load_run
+from kaggle_kit.training.run import Run
+from kaggle_kit.training.runs import RunRecord
 
-Report = Callable[..., None]
+__all__ = ["EVENT", "RELAYED", "assign_folds", "visible_gpus", "WorkerPlan", "plan_workers", "train_parallel",
+           "worker_main"]
+
 EVENT = "@kaggle-kit "                    # prefix of a progress line on a child's stdout
-RELAYED = ("epoch_end", "resume", "fold_done", "fold_skip", "warning")  # fold workers' events the parent shows
-
-
-def _quiet(kind: str, **fields: Any) -> None:
-    pass
+# the fold workers' events the parent shows (their bars would overwrite one another)
+RELAYED: tuple[type[Event], ...] = (events.EpochEnd, events.FoldResumed, events.FoldDone, events.FoldSkipped,
+                                    events.Warned)
 
 
 def assign_folds(folds: Sequence[int], workers: int) -> list[list[int]]:
@@ -98,64 +102,50 @@ def plan_workers(folds: Sequence[int] | None, workers: int, *, gpus: Sequence[st
 
 
 def train_parallel(project: Project, competition: Competition, config: TrainConfig, *, workers: int,
-                   resume: str | None = None, report: Report = _quiet) -> RunRecord:
+                   resume: str | None = None, report: Report = quiet) -> RunRecord:
     """Train a run (or the unfinished folds of run ``resume``) in ``workers`` fold processes and
     return it completed. A failed worker fails the run, naming its log; the folds that finished stay
     and ``resume`` trains the rest."""
-    from kaggle_kit.training.trainer import new_run, train
+    from kaggle_kit.training.trainer import plan_data
 
     if workers < 1:
         raise KitError(f"--parallel-folds must be at least 1, got {workers}")
-    if resume:
-        run = load_run(project, competition.slug, resume)
-        if run.status == "complete":
-            raise KitError(f"{run.path}: run {run.run_id} is already complete")
-        config = TrainConfig.from_dict(run.config)
-    else:
-        run = new_run(project, competition, config)
+    if not resume:
+        _check_shareable(config, workers)
+    run = Run.open(project, competition, config, resume)
+    _check_shareable(run.config, workers)
+    report(run.started())
+    lock = threading.Lock()
+
+    def locked(event: Event) -> None:  # the relay threads report one at a time
+        with lock:
+            report(event)
+
+    with run.recording():
+        gpus = visible_gpus()
+        tally = _Tally(done=len(run.record.folds))
+        prep = _start(project, competition, run.record, plan_workers(None, 1, gpus=gpus[:1], cpus=_cpus())[0],
+                      tally, locked)
+        _wait([prep])
+        if prep.ready is None:
+            raise KitError(f"{prep.log}: preparing the data sent no summary: {_last_line(prep.log)}")
+        run.attach(prep.ready)         # a resumed run's workers check the images against its fingerprint
+        run.save()
+        tally.total = run.record.n_splits
+        if gpus and workers > len(gpus):
+            locked(events.Warned(message=f"--parallel-folds {workers}: {len(gpus)} GPU(s) here, so "
+                                         f"{len(gpus)} worker(s), one per GPU"))
+        _wait([_start(project, competition, run.record, plan, tally, locked)
+               for plan in plan_workers(run.todo(), workers, gpus=gpus, cpus=_cpus())])
+        locked(Stage(message="scoring the out-of-fold predictions"))
+        data = plan_data(project, competition, run.config)   # read back from the caches, quietly
+        return run.complete(data.manifest, data.splits)
+
+
+def _check_shareable(config: TrainConfig, workers: int) -> None:
     if config.strategy == "tpu" and workers > 1:
         raise KitError("--parallel-folds: a TPU cannot be shared by several processes; "
                        "use --strategy tpu without --parallel-folds")
-    report("run", run_id=run.run_id, path=str(run.path), resumed=bool(resume))
-    start = time.perf_counter()
-    lock = threading.Lock()
-
-    def locked(kind: str, **fields: Any) -> None:  # the relay threads report one at a time
-        with lock:
-            report(kind, **fields)
-
-    try:
-        gpus = visible_gpus()
-        tally = _Tally(done=len(run.folds))
-        prep = _start(project, competition, run, plan_workers(None, 1, gpus=gpus[:1], cpus=_cpus())[0],
-                      tally, locked)
-        _wait([prep])
-        run.n_splits, run.train_size = prep.prepared["splits"], prep.prepared["train_size"]
-        run.fingerprint = run.fingerprint or prep.prepared["fingerprint"]  # a resumed run's workers check theirs
-        run.save()
-        tally.total = run.n_splits
-        if gpus and workers > len(gpus):
-            locked("warning", message=f"--parallel-folds {workers}: {len(gpus)} GPU(s) here, so "
-                                      f"{len(gpus)} worker(s), one per GPU")
-        todo = [k for k in range(run.n_splits) if not run.fold_done(k)]
-        _wait([_start(project, competition, run, plan, tally, locked)
-               for plan in plan_workers(todo, workers, gpus=gpus, cpus=_cpus())])
-        run = load_run(project, competition.slug, run.run_id)
-        run.seconds = round(run.seconds + time.perf_counter() - start, 1)
-        run.save()
-    except KeyboardInterrupt:
-        run.status = "interrupted"
-        run.save()
-        raise
-    except KitError:
-        run.status = "failed"
-        run.save()
-        raise
-    # every fold is in, so train() fits nothing: it records the data, scores the out-of-fold
-    # predictions (the CV), writes oof.csv and marks the run complete
-    locked("stage", message="scoring the out-of-fold predictions")
-    return train(project, competition, config, resume=run.run_id,
-                 report=lambda kind, **f: report(kind, **f) if kind == "warning" else None)
 
 
 def _cpus() -> int:
@@ -176,7 +166,7 @@ class _Child:
     log: Path
     proc: subprocess.Popen
     relay: threading.Thread | None = None
-    prepared: dict = field(default_factory=dict)     # the prepare step's summary
+    ready: DataReady | None = None                   # the prepare step's summary
 
     def failure(self) -> str | None:
         if self.proc.returncode == 0:
@@ -187,7 +177,8 @@ class _Child:
 
 
 def _folds_text(folds: Sequence[int]) -> str:
-    return ", ".join(map(str, folds))
+    """Fold numbers as a person reads them, from 1."""
+    return ", ".join(str(k + 1) for k in folds)
 
 
 def _start(project: Project, competition: Competition, run: RunRecord, plan: WorkerPlan, tally: _Tally,
@@ -202,27 +193,29 @@ def _start(project: Project, competition: Competition, run: RunRecord, plan: Wor
     with log.open("w") as err:
         child = _Child(plan, log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True))
     if folds is not None:
-        report("stage", message=f"fold(s) {_folds_text(folds)}: process {child.proc.pid} on {plan.device}")
+        report(Stage(message=f"fold(s) {_folds_text(folds)}: process {child.proc.pid} on {plan.device}"))
     child.relay = threading.Thread(target=_relay, args=(child, tally, report), daemon=True)
     child.relay.start()
     return child
 
 
 def _relay(child: _Child, tally: _Tally, report: Report) -> None:
-    """Pass a child's events on: all of the prepare step's, the fold workers' epoch and fold lines."""
+    """Pass a child's events on: all of the prepare step's, the fold workers' :data:`RELAYED` ones."""
     assert child.proc.stdout is not None
     for line in child.proc.stdout:
         if not line.startswith(EVENT):
             continue
-        event = json.loads(line[len(EVENT):])
-        kind = event.pop("kind")
-        if kind == "prepared":
-            child.prepared = event
-        elif child.plan.folds is None or kind in RELAYED:
-            report(kind, **event)
-        if kind == "fold_done":
+        try:
+            event = events.from_json(line[len(EVENT):])
+        except ValueError:             # not one of ours (another kit version?): the log has the rest
+            continue
+        if isinstance(event, DataReady):
+            child.ready = event
+        if child.plan.folds is None or isinstance(event, RELAYED):
+            report(event)
+        if isinstance(event, FoldDone):
             tally.done += 1
-            report("progress", task="folds", done=tally.done, total=tally.total)
+            report(Progress(task="folds", done=tally.done, total=tally.total))
 
 
 def _wait(children: list[_Child]) -> None:
@@ -282,26 +275,23 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--folds", help="comma-separated fold numbers; without it: build the caches only")
     args = parser.parse_args(argv)
-    events = os.fdopen(os.dup(1), "w", buffering=1)
+    stream = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever the libraries print goes to the log, not into the event stream
 
-    def emit(kind: str, **fields: Any) -> None:
-        events.write(EVENT + json.dumps({"kind": kind, **fields}, default=str) + "\n")
+    def emit(event: Event) -> None:
+        stream.write(EVENT + events.to_json(event) + "\n")
 
     try:
-        from kaggle_kit.training.trainer import prepare, train
+        from kaggle_kit.training.runs import load_run
+        from kaggle_kit.training.trainer import prepare, train_folds
 
         project = Project.find()
         competition = project.competition(args.competition)
-        run = load_run(project, competition.slug, args.run)
-        config = TrainConfig.from_dict(run.config)
-        if args.folds is None:
-            prepared = prepare(project, competition, config, emit)
-            emit("prepared", splits=len(prepared.splits), train_size=len(prepared.manifest),
-                 fingerprint=prepared.manifest.fingerprint)
+        if args.folds is None:         # ends with the DataReady event the parent records
+            prepare(project, competition, load_run(project, competition.slug, args.run).config, emit)
         else:
             folds = [int(k) for k in args.folds.split(",") if k]
-            train(project, competition, config, resume=run.run_id, only_folds=folds, report=emit)
+            train_folds(project, competition, args.run, folds, report=emit)
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -309,7 +299,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        events.flush()
+        stream.flush()
     return 0
 
 

@@ -10,6 +10,8 @@ Example:
     >>> rec = RunRecord.create(project, "cifar-10", backbone="simple_cnn")
     >>> rec.status, load_run(project, "cifar-10", rec.run_id).run_id == rec.run_id
     ('running', True)
+    >>> load_run(project, "cifar-10", rec.run_id).config.seed     # a TrainConfig, a dict in run.json
+    42
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ from typing import Any
 
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.competition import Competition
+from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
 from kaggle_kit.registry import unknown_message
+
+__all__ = ["FoldResult", "RunRecord", "list_runs", "load_run", "best_run", "pick_run", "library_versions"]
 
 
 @dataclass
@@ -45,7 +50,7 @@ class RunRecord:
     path: Path
     status: str = "running"              # running, complete, failed
     created: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
+    config: TrainConfig = field(default_factory=TrainConfig)   # run.json holds it as a dict
     classes: list[str] = field(default_factory=list)
     metric: str = ""
     direction: str = "max"
@@ -60,6 +65,11 @@ class RunRecord:
     submissions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it
+            value = TrainConfig.from_dict(value or {})
+        super().__setattr__(name, value)
+
     # -- files ---------------------------------------------------------------------------------
     @property
     def json_path(self) -> Path:
@@ -73,11 +83,11 @@ class RunRecord:
 
     @property
     def backbone(self) -> str:
-        return str(self.config.get("backbone", "?"))
+        return self.config.backbone
 
     @property
     def image_size(self) -> int:
-        return int(self.config.get("image_size", 0))
+        return self.config.image_size
 
     def fold_done(self, k: int) -> bool:
         return any(f.fold == k for f in self.folds)
@@ -86,6 +96,10 @@ class RunRecord:
         """Record a finished fold in ``fold_<k>/result.json``, the source of truth for folds
         (parallel fold workers never write the same file; ``run.json`` keeps a summary)."""
         atomic_write_json(self.fold_dir(result.fold) / "result.json", asdict(result))
+        self.refresh_folds()
+
+    def refresh_folds(self) -> None:
+        """Read the finished folds back from ``fold_<k>/result.json`` (other processes may add some)."""
         self.folds = _fold_results(self.path)
 
     # -- persistence ---------------------------------------------------------------------------

@@ -1,0 +1,233 @@
+"""One fold's training in two phases, each resumable after its last finished epoch.
+
+Phase 1 trains the head on the frozen backbone, phase 2 unfreezes the top of the backbone at a
+lower learning rate (the whole network when it is not pretrained). :meth:`FoldTrainer.plan` is the
+one place that chooses what a phase trains on and which model it trains:
+
+=========  ==================================  ==================================================
+phase      inputs                              trainee
+=========  ==================================  ==================================================
+1          cached backbone features            the head alone (copied into the classifier after)
+1          decoded images                      the classifier, backbone frozen
+2          cached activations at the cut       the layers above ``finetune_from``
+2          decoded images                      the classifier, top ``unfreeze`` layers trainable
+=========  ==================================  ==================================================
+
+:meth:`FoldTrainer.fit` then runs any of them the same way: the competition metric picks the
+checkpoint, ``state.json`` + ``last.keras`` after each epoch let a killed fold resume there.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+import numpy as np
+
+from kaggle_kit.competition import Competition
+from kaggle_kit.config import TrainConfig
+from kaggle_kit.errors import KitError
+from kaggle_kit.events import FoldResumed, Report
+from kaggle_kit.model.features import pretrained
+from kaggle_kit.project import Project
+from kaggle_kit.training.runs import FoldResult, RunRecord
+
+if TYPE_CHECKING:
+    from kaggle_kit.training.trainer import Prepared
+
+__all__ = ["Phase", "FoldTrainer", "train_fold"]
+
+Inputs = Literal["images", "features", "activations"]
+
+
+@dataclass
+class Phase:
+    """What one phase trains (``trainee``) on what (``inputs``: the datasets ``train``/``val``)."""
+
+    number: int
+    inputs: Inputs
+    trainee: Any                    # a keras.Model
+    train: Any                      # tf.data.Dataset of (x, one-hot y)
+    val: Any
+    epochs: int
+    lr: float
+    best_file: Path                 # where the best checkpoint goes
+    save: Callable[[Path], None]    # how it is written (the classifier's save for a cut model)
+    schedule: str = "plateau"
+
+
+class FoldTrainer:
+    """Trains fold ``k`` of ``run``: build the classifier, plan and fit each phase, score the fold."""
+
+    def __init__(self, project: Project, competition: Competition, config: TrainConfig, prepared: "Prepared",
+                 run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> None:
+        import keras
+
+        from kaggle_kit.model.backbones import get_backbone
+        from kaggle_kit.model.classifier import build_model
+        from kaggle_kit.model.strategy import get_strategy
+
+        self.project, self.competition, self.config, self.prepared = project, competition, config, prepared
+        self.run, self.k, self.train_idx, self.val_idx, self.report = run, k, train_idx, val_idx, report
+        self.started = time.perf_counter()
+        self.fold_dir = run.fold_dir(k)
+        self.fold_dir.mkdir(parents=True, exist_ok=True)
+        self.best_path = self.fold_dir / "best.keras"
+        self.state = _load_state(self.fold_dir)        # where a killed or interrupted fold stopped
+        keras.utils.set_random_seed(config.seed + k)
+        self.strategy = get_strategy(config.strategy)
+        self.labels = prepared.manifest.labels
+        self.n_classes = len(competition.classes)
+        self.y_val = self.labels[val_idx]
+        self.batch = self.strategy.global_batch(config.batch_size)
+        self.mode = competition.scorer.direction
+        self.loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        with self.strategy.scope():
+            self.model = build_model(get_backbone(config.backbone), n_classes=self.n_classes,
+                                     image_size=config.image_size, weights=config.weights, dropout=config.dropout,
+                                     cache_dir=project.cache)
+        self.best_state: dict | None = None            # the checkpoint tracker's, carried into phase 2
+        self.epochs_run = 0
+
+    def train(self) -> FoldResult:
+        from kaggle_kit.model.classifier import load_model, save_model
+
+        config, state = self.config, self.state
+        if pretrained(config) and config.head_epochs > 0 and not (state and state["phase"] > 1):
+            phase = self.plan(1)
+            self.fit(phase)
+            if phase.inputs == "features":   # the small head was checkpointed; the classifier is written once
+                self.model.get_layer("head").set_weights(load_model(phase.best_file).get_layer("head").get_weights())
+                save_model(self.model, self.best_path)
+        if config.finetune_epochs > 0 or not pretrained(config):
+            if self.best_path.is_file():
+                self.model.set_weights(load_model(self.best_path).get_weights())
+            self.fit(self.plan(2))
+        return self.result()
+
+    def plan(self, number: int) -> Phase:
+        """Phase ``number``: its inputs and its trainee, chosen here and nowhere else."""
+        from kaggle_kit.model.classifier import build_head, set_trainable, top_model
+
+        config, model = self.config, self.model
+        if number == 1:
+            cached, epochs, lr, schedule = self.prepared.features, config.head_epochs, config.head_lr, "plateau"
+        else:
+            cached, schedule = self.prepared.activations, config.finetune_schedule
+            epochs = config.finetune_epochs if pretrained(config) else max(config.finetune_epochs, config.head_epochs)
+            lr = config.finetune_lr if pretrained(config) else config.head_lr
+        if cached is None:
+            set_trainable(model, 0 if number == 1 else config.unfreeze if pretrained(config) else 10_000)
+            inputs: Inputs = "images"
+            trainee, best_file, save = model, self.best_path, model.save
+        elif number == 1:
+            set_trainable(model, 0)
+            inputs = "features"
+            with self.strategy.scope():
+                trainee = build_head(cached.shape[0], self.n_classes, config.dropout)
+            best_file, save = self.fold_dir / "head_best.keras", trainee.save
+        else:
+            inputs = "activations"
+            with self.strategy.scope():
+                trainee = top_model(model, config.finetune_from)
+            best_file, save = self.best_path, model.save
+        train, val = self._datasets(cached, batch=max(self.batch, 64) if inputs == "features" else self.batch)
+        return Phase(number=number, inputs=inputs, trainee=trainee, train=train, val=val, epochs=epochs, lr=lr,
+                     best_file=best_file, save=save, schedule=schedule)
+
+    def _datasets(self, cached: Any, *, batch: int) -> tuple[Any, Any]:
+        """Training (shuffled) and validation datasets of the images, or of cached backbone outputs
+        (whose mirrored copies, if any, follow as records n..2n-1 and train too)."""
+        from kaggle_kit.data.pipeline import feature_dataset, image_dataset, make_augment
+
+        seed, y_train = self.config.seed + self.k, self.labels[self.train_idx]
+        if cached is None:
+            images = self.prepared.images
+            return (image_dataset(images, self.train_idx, y_train, n_classes=self.n_classes, batch_size=batch,
+                                  shuffle=True, seed=seed, augment=make_augment(self.config.augment, seed)),
+                    image_dataset(images, self.val_idx, self.y_val, n_classes=self.n_classes, batch_size=batch))
+        n = len(self.prepared.images)
+        flips = len(cached) // n
+        train_idx = np.concatenate([self.train_idx + f * n for f in range(flips)])
+        return (feature_dataset(cached, train_idx, np.tile(y_train, flips), n_classes=self.n_classes,
+                                batch_size=batch, shuffle=True, seed=seed),
+                feature_dataset(cached, self.val_idx, self.y_val, n_classes=self.n_classes, batch_size=256,
+                                shuffle=False, seed=0))
+
+    def fit(self, phase: Phase) -> None:
+        """Train ``phase``, from the epoch after the saved state's when it is in this phase."""
+        import keras
+
+        from kaggle_kit.model.classifier import load_model
+        from kaggle_kit.training.callbacks import (EarlyStop, EvaluateMetric, ReduceLR, ReportProgress, SaveBest,
+                                                   SaveState, StopOnInterrupt)
+        from kaggle_kit.training.schedules import adapts_on_plateau, make_schedule
+
+        config, state, trainee, strategy = self.config, self.state, phase.trainee, self.strategy
+        evaluator = EvaluateMetric(phase.val, self.y_val, self.competition.scorer)
+        saver = SaveBest(path=phase.best_file, save=phase.save, evaluator=evaluator, mode=self.mode)
+        stopper = EarlyStop(patience=config.patience, mode=self.mode)
+        trackers = [saver, stopper]
+        if adapts_on_plateau(phase.schedule):
+            trackers.append(ReduceLR(patience=config.lr_patience, mode=self.mode))
+        if self.best_state is not None:  # phase 2 must beat phase 1's best to overwrite the checkpoint
+            saver.load_state({**self.best_state, "best_epoch": -1, "wait": 0})
+        steps = int(phase.train.cardinality())
+        with strategy.scope():
+            trainee.compile(optimizer=keras.optimizers.Adam(make_schedule(phase.schedule, phase.lr,
+                                                                          total_steps=phase.epochs * steps)),
+                            loss=self.loss)
+        initial = 0
+        resuming = bool(state and state["phase"] == phase.number)
+        if resuming:
+            trainee.set_weights(load_model(self.fold_dir / "last.keras").get_weights())
+            for t, s in zip(trackers, state["trackers"]):
+                t.load_state(s)
+            initial = state["epoch"] + 1
+            if adapts_on_plateau(phase.schedule):
+                trainee.optimizer.learning_rate = state["lr"]
+            else:                       # a schedule's rate follows the step count: continue where it was
+                with strategy.scope():
+                    trainee.optimizer.build(trainee.trainable_variables)
+                trainee.optimizer.iterations.assign(initial * steps)
+            self.report(FoldResumed(fold=self.k, phase=phase.number, epoch=initial))
+        if initial < phase.epochs and not (resuming and stopper.wait >= config.patience):
+            trainee.fit(phase.train, epochs=phase.epochs, initial_epoch=initial, verbose=0, callbacks=[
+                StopOnInterrupt(), evaluator, *trackers,
+                SaveState(fold_dir=self.fold_dir, phase=phase.number, trackers=trackers,
+                          history=self.run.path / "history.csv", fold=self.k),
+                ReportProgress(self.report, fold=self.k, phase=phase.number, higher_is_better=self.mode == "max"),
+            ])
+            self.epochs_run += len(trainee.history.epoch) if trainee.history else 0
+        self.best_state = saver.state()
+
+    def result(self) -> FoldResult:
+        """Score the fold's best checkpoint on its validation images (``oof.npy``)."""
+        best = self.best_state
+        if not self.best_path.is_file() or best is None or best.get("best") is None:
+            raise KitError(f"{self.fold_dir}: fold {self.k + 1} trained no epoch "
+                           f"(check head_epochs/finetune_epochs)")
+        proba = np.load(self.fold_dir / "oof.npy")
+        score = self.competition.scorer(self.y_val, proba)
+        (self.fold_dir / "last.keras").unlink(missing_ok=True)  # the best model is what predict uses
+        return FoldResult(fold=self.k, score=round(score, 6), best_epoch=int(best.get("best_epoch", -1)) + 1,
+                          epochs=self.epochs_run, train_size=len(self.train_idx), val_size=len(self.val_idx),
+                          seconds=round(time.perf_counter() - self.started, 1))
+
+
+def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: "Prepared",
+               run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> FoldResult:
+    """Train fold ``k`` (resuming it where it stopped) and return its result."""
+    return FoldTrainer(project, competition, config, prepared, run, k, train_idx, val_idx, report).train()
+
+
+def _load_state(fold_dir: Path) -> dict | None:
+    path = fold_dir / "state.json"
+    if not (path.is_file() and (fold_dir / "last.keras").is_file()):
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
