@@ -176,7 +176,7 @@ def test_missing_training_images_leave_a_note_not_a_broken_page(project: Project
 def test_page_holds_no_secrets(project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KAGGLE_KEY", "env-secret-4711")
     run = the_run(project, "toy")
-    run.config = {**run.config, "extra": {"api_token": "config-secret-0815", "note": "kept"}}
+    run.config = {**run.config.to_dict(), "extra": {"api_token": "config-secret-0815", "note": "kept"}}
     page = write_report(project, project.competition("toy"), run, out_dir=tmp_path).read_text()
 
     assert "env-secret-4711" not in page and "config-secret-0815" not in page

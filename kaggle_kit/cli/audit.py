@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console
 
@@ -23,8 +22,7 @@ def inspect_cmd(args: argparse.Namespace) -> int:
     out = console()
     options = {"threshold": args.threshold} if args.threshold is not None else {}
     with ProgressView(out) as view:
-        # the view still draws report(kind, **fields): until it draws typed events, name the kind
-        audit = run_audit(project, comp, report=lambda e: view(e.name.lower(), **asdict(e)), **options)
+        audit = run_audit(project, comp, report=view, **options)
     path = save_audit(audit, project, comp)
     render_audit(out, audit, args.show)
     where = "" if path.parent == project.data_root(comp.slug) else " (the data folder is read-only)"

@@ -210,7 +210,7 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
     from kaggle_kit.prediction.predictor import Predictor
 
     predictor = Predictor.from_run(run)
-    tta = bool(run.config.get("tta", True)) if tta is None else tta
+    tta = run.config.tta if tta is None else tta
     app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta)
     try:
         # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413

@@ -42,7 +42,6 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.events import DataReady, RunStarted
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
-from kaggle_kit.training.schedules import SCHEDULES
 
 __all__ = ["Run", "write_oof"]
 
@@ -63,8 +62,8 @@ class Run:
     # -- starting ------------------------------------------------------------------------------
     @classmethod
     def create(cls, project: Project, competition: Competition, config: TrainConfig) -> "Run":
-        """A new run of ``config``, status running (a misspelt schedule fails now, before any folder)."""
-        SCHEDULES.get(config.finetune_schedule)
+        """A new run of ``config``, status running (a misspelt name fails now, before any folder)."""
+        config.validate()
         record = RunRecord.create(project, competition.slug, backbone=config.backbone, config=config,
                                   classes=list(competition.classes), metric=competition.metric,
                                   direction=competition.scorer.direction, versions=library_versions())

@@ -26,6 +26,7 @@ from kaggle_kit import interrupt
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.data.cache import Cache
+from kaggle_kit.data.audit_record import audit_warnings
 from kaggle_kit.data.grouping import duplicate_groups
 from kaggle_kit.data.manifest import Manifest, build_manifest
 from kaggle_kit.errors import KitError
@@ -111,8 +112,6 @@ def plan_data(project: Project, competition: Competition, config: TrainConfig, r
     groups = group_labels(project, manifest, competition, config)
     splits = make_splits(manifest.labels, folds=config.folds, holdout=config.holdout, seed=config.seed,
                          groups=groups)
-    from kaggle_kit.tools.audit import audit_warnings
-
     prepared = Prepared(manifest=manifest, splits=splits,
                         warnings=audit_warnings(project, competition, grouped=groups is not None))
     for warning in prepared.warnings:

@@ -94,8 +94,8 @@ def image_paths(project: Project, competition: Competition, run: RunRecord) -> d
     from kaggle_kit.data.manifest import build_manifest
 
     manifest = build_manifest(competition, project.data_root(competition.slug), "train",
-                              cache_dir=project.cache, limit=run.config.get("limit"),
-                              seed=run.config.get("seed", 0))
+                              cache_dir=project.cache, limit=run.config.limit,
+                              seed=run.config.seed)
     return dict(zip(manifest.ids, manifest.paths))
 
 

@@ -113,7 +113,7 @@ def section_summary(page: Page) -> dict[str, Any]:
         ],
         "folds": [(f.fold, f"{f.score:.4f}", f.best_epoch, f.epochs, f.train_size, f.val_size, f"{f.seconds:.0f}s")
                   for f in run.folds],
-        "config": [(k, _shown(k, v)) for k, v in sorted(run.config.items())],
+        "config": [(k, _shown(k, v)) for k, v in sorted(run.config.to_dict().items())],
     }
 
 
