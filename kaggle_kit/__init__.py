@@ -30,6 +30,7 @@ _EXPORTS = {
     "Competition": "kaggle_kit.competition",
     "TrainConfig": "kaggle_kit.config",
     "KitError": "kaggle_kit.errors",
+    "ConfigError": "kaggle_kit.errors",
     # the loop
     "fetch": "kaggle_kit.api",
     "train": "kaggle_kit.api",
@@ -40,15 +41,25 @@ _EXPORTS = {
     "list_runs": "kaggle_kit.api",
     "load_run": "kaggle_kit.api",
     "RunRecord": "kaggle_kit.training.runs",
-    # what can be chosen
+    # what can be chosen (and a plugin's own metric)
     "list_backbones": "kaggle_kit.model.backbones",
     "list_metrics": "kaggle_kit.metrics",
+    "register_metric": "kaggle_kit.metrics",
+    "list_augments": "kaggle_kit.data.augment",
+    "list_schedules": "kaggle_kit.training.schedules",
+    "list_strategies": "kaggle_kit.model.strategy",
+    "list_resize_modes": "kaggle_kit.data.resize",
+    "list_layouts": "kaggle_kit.layouts",
     # progress
     "ProgressView": "kaggle_kit.progress",
     "events": "kaggle_kit.events",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "Project", "Competition", "TrainConfig", "KitError", "ConfigError", "fetch", "train",
+           "predict", "submit", "status", "best_run", "list_runs", "load_run", "RunRecord", "list_backbones",
+           "list_metrics", "register_metric", "list_augments", "list_schedules", "list_strategies",
+           "list_resize_modes", "list_layouts", "ProgressView", "events"]
+assert set(__all__) == {"__version__", *_EXPORTS}
 
 
 def __getattr__(name: str) -> Any:
