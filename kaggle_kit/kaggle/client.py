@@ -8,10 +8,13 @@ kaggle.com or to any compatible server such as :mod:`kaggle_local`. What this mo
 * results as small frozen dataclasses instead of the client's generated objects;
 * bounded exponential back-off on 429 and 5xx that honours ``Retry-After`` (the client retries
   none of the competition calls);
+* connect and read timeouts on every request (:mod:`~kaggle_kit.kaggle.transport`), retried like
+  a 5xx, then "the server did not answer";
 * one-line :class:`~kaggle_kit.errors.KaggleError` messages: how to set credentials (never the
   key), the rules URL on 403, the closest competition names on 404, "cannot reach Kaggle" when
   offline; a failed upload is an error even though the client returns normally;
-* silence: the client prints to stdout; that output is captured, never shown.
+* silence: the client prints to stdout; that output is captured, never shown, and every error
+  and captured line is scrubbed of the credentials (:mod:`~kaggle_kit.kaggle.secrets`).
 
 Example (needs credentials and a reachable server)::
 
@@ -36,6 +39,11 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterator, TypeVar
 
 from kaggle_kit.errors import DiskFullError, KaggleError, KitError
+from kaggle_kit.kaggle.secrets import scrub
+from kaggle_kit.kaggle.transport import Timeouts, bounded, is_timeout
+
+__all__ = ["KaggleClient", "RetryPolicy", "Timeouts", "SubmissionRef", "SubmissionInfo", "LeaderboardRow", "Limits",
+           "CompetitionInfo", "RETRY_STATUSES", "slug_of", "partial_marker", "one_line"]
 
 T = TypeVar("T")
 
@@ -94,7 +102,7 @@ class CompetitionInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Back-off for 429 and 5xx answers: ``base * 2**n`` seconds, or ``Retry-After`` when given,
+    """Back-off for 429 and 5xx answers and timeouts: ``base * 2**n`` seconds, or ``Retry-After`` when given,
     never more than ``cap``; ``attempts`` tries in all. ``sleep`` is injectable (tests)."""
 
     attempts: int = 5
@@ -116,8 +124,9 @@ class RetryPolicy:
 class KaggleClient:
     """Kaggle competitions through the official client; errors are one-line :class:`KaggleError`."""
 
-    def __init__(self, *, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(self, *, retry: RetryPolicy = RetryPolicy(), timeouts: Timeouts | None = None) -> None:
         self.retry = retry
+        self.timeouts = timeouts if timeouts is not None else Timeouts.from_env()
         self._api: Any = None
         self._printed = ""         # what the official client printed during the last call
 
@@ -157,7 +166,7 @@ class KaggleClient:
                        interrupted=lambda e: archive.is_file())
         except _Interrupted as e:
             have = archive.stat().st_size if archive.is_file() else 0
-            raise KaggleError(f"download of {slug} was interrupted ({e.reason}); {have} bytes are kept in "
+            raise self._error(f"download of {slug} was interrupted ({e.reason}); {have} bytes are kept in "
                               f"{archive} and the next fetch resumes them") from None
         if not archive.is_file() or partial_marker(archive).exists():
             raise KaggleError(f"download of {slug} left no complete archive at {archive}")
@@ -197,7 +206,7 @@ class KaggleClient:
         if upload_failed or not result.ref:
             reason = "the upload was refused or broke off" if upload_failed else "no submission reference came back"
             said = one_line(self._printed) or reason
-            raise KaggleError(f"upload of {csv_path} to {slug} failed ({said}); nothing was submitted")
+            raise self._error(f"upload of {csv_path} to {slug} failed ({said}); nothing was submitted")
         return SubmissionRef(ref=int(result.ref), message=result.message)
 
     def submissions(self, slug: str, pages: int = 5, page_size: int = 100) -> list[SubmissionInfo]:
@@ -236,7 +245,7 @@ class KaggleClient:
         client is built.
         """
         if self._api is None:
-            with self._quiet():
+            with self._quiet(), bounded(self.timeouts):
                 try:
                     from kaggle.api.kaggle_api_extended import KaggleApi   # runs kaggle/__init__: authenticates
                 except SystemExit:                                         # never let the client exit
@@ -271,11 +280,11 @@ class KaggleClient:
         api = self.api()
         for attempt in range(self.retry.attempts):
             try:
-                with self._quiet():
+                with self._quiet(), bounded(self.timeouts):
                     return fn(api)
             except Exception as e:
                 status = status_of(e)
-                if status in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                if (status in RETRY_STATUSES or status is None and is_timeout(e)) and attempt + 1 < self.retry.attempts:
                     wait = retry_after(e)
                     if wait is None or wait <= self.retry.cap:
                         self.retry.sleep(self.retry.delay(attempt, wait))
@@ -297,7 +306,7 @@ class KaggleClient:
             with contextlib.redirect_stdout(buf):
                 yield
         finally:
-            self._printed = buf.getvalue()
+            self._printed = self._scrub(buf.getvalue(), self._api)
 
     def _limits_if_known(self, slug: str) -> Limits | None:
         try:
@@ -308,8 +317,12 @@ class KaggleClient:
     # -- errors -----------------------------------------------------------------------------------
     def _translate(self, error: Exception, what: str, slug: str | None, api: Any, attempts: int = 1) -> KaggleError:
         status = status_of(error)
+        if status is None and is_timeout(error):
+            t = self.timeouts
+            return self._error(f"{what}: the server did not answer ({attempts} attempt(s), timeouts {t.connect:g} s "
+                               f"to connect, {t.read:g} s to read); check the network connection and proxy", api)
         if status is None:
-            return KaggleError(self._scrub(f"{what}: {offline_message(error)}", api))
+            return self._error(f"{what}: {offline_message(error)}", api)
         said = server_message(error)
         explain = _EXPLAIN.get(status)
         if explain is not None:
@@ -320,7 +333,7 @@ class KaggleClient:
             text = f"{what}: Kaggle answered {status} ({said}) {attempts} time(s); {later}"
         else:
             text = f"{what}: Kaggle answered {status}: {said}"
-        return KaggleError(self._scrub(text, api))
+        return self._error(text, api)
 
     def _unauthorised(self, what: str, slug: str | None, said: str, api: Any) -> str:
         user = api.config_values.get("username") if api is not None else None
@@ -345,22 +358,25 @@ class KaggleClient:
         known: set[str] = set()
         for search in ["", *words]:
             try:
-                with self._quiet():
+                with self._quiet(), bounded(self.timeouts):
                     response = self.api().competitions_list(search=search, page_size=100)
             except Exception:   # suggestions are a courtesy: never fail over them
                 continue
             known.update(slug_of(c.ref) for c in response.competitions)
         return difflib.get_close_matches(slug, sorted(known), n=3, cutoff=0.6)
 
+    def _error(self, text: str, api: Any = None) -> KaggleError:
+        """The one way an error leaves this wrapper: one line, scrubbed of every form of a secret."""
+        return KaggleError(one_line(self._scrub(text, api if api is not None else self._api)))
+
     @staticmethod
     def _scrub(text: str, api: Any) -> str:
-        """One line, with the API key and token (if the client holds them) masked."""
+        """``text`` with the credentials the client holds (or the environment gives) masked."""
         values = getattr(api, "config_values", None) or {}
-        for name in ("key", "token", "api_token"):
-            secret = values.get(name)
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return one_line(text)
+        user = values.get("username") or os.environ.get("KAGGLE_USERNAME")
+        secrets = [values.get(name) for name in ("key", "token", "api_token")]
+        secrets += [os.environ.get(name) for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+        return scrub(text, user=user, secrets=secrets)
 
 
 _EXPLAIN: dict[int, Callable[[KaggleClient, str, str | None, str, Any], str]] = {
