@@ -28,7 +28,13 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+__all__ = ["Interrupted", "requested", "check", "deferred"]
+
 _requested = False
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C on its way out, carrying the line to show (e.g. how to resume the run it stopped)."""
 
 
 def _on_sigint(signum: int, frame: object) -> None:
