@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from kaggle_kit.errors import KitError
-from kaggle_kit.interrupt import Interrupted
+from kaggle_kit import interrupt
 from kaggle_kit.cli.base import COMMANDS, console
 
 # Each module registers its commands with @command; all of them import lazily.
@@ -54,22 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:              # the real command line (not a test calling main([...]) in-process)
+    command_line = argv is None   # the real command line, not a test calling main([...]) in-process
+    if command_line:
         from kaggle_kit.cli.stderr import filter_native_stderr
 
         filter_native_stderr()
     quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with interrupt.counting():
+            return int(args._run(args) or 0)
     except KitError as e:
         from rich.text import Text
 
         console(stderr=True).print(Text("error: ", style="bold red") + Text(str(e)))
         return 1
     except KeyboardInterrupt as e:
-        hint = str(e) if isinstance(e, Interrupted) and str(e) else "interrupted; finished work is saved"
+        hint = str(e) if isinstance(e, interrupt.Interrupted) and str(e) else "interrupted; finished work is saved"
         console(stderr=True).print(hint, markup=False)
+        if command_line and interrupt.presses() >= 2:   # pressed twice: skip TensorFlow's seconds of teardown
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 
