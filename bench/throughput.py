@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from kaggle_kit.data.cache import Cache
     from kaggle_kit.data.manifest import build_manifest
     from kaggle_kit.model.classifier import build_model, set_trainable
-    from kaggle_kit.data.pipeline import image_dataset, make_augment
+    from kaggle_kit.data.augment import make_augment
+    from kaggle_kit.data.pipeline import image_dataset
     from kaggle_kit.project import Project
 
     comp = Project(REPO).competition(args.competition)
@@ -255,7 +256,7 @@ def augment_cost(args: argparse.Namespace) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from kaggle_kit.data.pipeline import make_augment
+    from kaggle_kit.data.augment import make_augment
 
     x = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 3)).astype("float32"))
     ways = {f"kit_{name}": make_augment(name, 0) for name in ("seed", "light", "flip")}

@@ -10,6 +10,12 @@ the batches it caches. A second Ctrl-C raises at once, so a user is never stuck.
 Outside the main thread, or where SIGINT is not Python's default handler (ignored in a background
 job, or somebody else's handler), :func:`deferred` changes nothing.
 
+Every Ctrl-C is also counted (:func:`presses`) while :func:`counting` is active (the CLI turns it on
+for the whole command) or inside :func:`deferred`: Python's own code can swallow one (``Popen.wait``
+catches the first KeyboardInterrupt and waits a moment for the child), so code that must give up at
+once on the second press, such as the ``--parallel-folds`` parent stopping its workers, asks for the
+count instead of relying on where the exceptions were raised.
+
 Example:
     >>> import os, signal
     >>> try:
@@ -28,14 +34,49 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+__all__ = ["Interrupted", "requested", "check", "deferred", "counting", "presses"]
+
 _requested = False
+_presses = 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C on its way out, carrying the line to show (e.g. how to resume the run it stopped)."""
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    global _requested
+    global _requested, _presses
+    _presses += 1
     if _requested:                # the second Ctrl-C: at once
         raise KeyboardInterrupt
     _requested = True
+
+
+def _count_and_raise(signum: int, frame: object) -> None:
+    """Python's default Ctrl-C (raise KeyboardInterrupt), counted."""
+    global _presses
+    _presses += 1
+    raise KeyboardInterrupt
+
+
+def presses() -> int:
+    """How many Ctrl-C this process has had while counting (see :func:`counting`)."""
+    return _presses
+
+
+@contextmanager
+def counting() -> Iterator[None]:
+    """Count every Ctrl-C in the block; otherwise Ctrl-C behaves as Python's default (in the main thread,
+    when SIGINT has its default handler; elsewhere nothing changes)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _count_and_raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def requested() -> bool:
@@ -54,7 +95,7 @@ def deferred() -> Iterator[None]:
     """Hold Ctrl-C until :func:`check` or the end of the block (where it is raised if still pending)."""
     global _requested
     if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            or signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, _count_and_raise)):
         yield                     # not ours to change (or an outer deferred() already holds it)
         return
     _requested = False

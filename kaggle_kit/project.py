@@ -22,9 +22,17 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import unknown_message
 
+__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "KAGGLE_INPUT", "BUNDLED"]
+
 DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
 KAGGLE_INPUT = Path("/kaggle/input")     # a Kaggle notebook's read-only data folder
 BUNDLED = Path(__file__).parent / "bundled"  # competitions shipped with the package (the demo)
+
+
+@dataclass(frozen=True)
+class Plugins:
+    competitions: dict[str, Competition]
+    errors: tuple[str, ...]          # one line per plugin file that failed to load, naming the file
 
 
 @dataclass(frozen=True)
@@ -65,17 +73,29 @@ class Project:
 
     # -- plugins -----------------------------------------------------------------------------
     @cached_property
-    def competitions(self) -> dict[str, Competition]:
+    def plugins(self) -> "Plugins":
+        """Every plugin file, loaded: a file that fails to import is one error line, not the end of the
+        others (two plugins defining one slug are still refused outright)."""
         found: dict[str, Competition] = {}
+        errors: list[str] = []
         for folder in self.plugin_folders():
             for path in sorted(folder.glob("*.py")):
                 if path.name.startswith("_"):
                     continue
-                comp = load_plugin(path)
+                try:
+                    comp = load_plugin(path)
+                except KitError as e:
+                    errors.append(str(e))
+                    continue
                 if comp.slug in found:
                     raise KitError(f"{path}: competition {comp.slug!r} is already defined in {found[comp.slug].source}")
                 found[comp.slug] = comp
-        return found
+        return Plugins(found, tuple(errors))
+
+    @property
+    def competitions(self) -> dict[str, Competition]:
+        """The competitions of every plugin that loads (see :attr:`plugins` for those that do not)."""
+        return self.plugins.competitions
 
     def plugin_folders(self) -> list[Path]:
         extra = [Path(p) for p in os.environ.get("KAGGLE_KIT_COMPETITIONS", "").split(os.pathsep) if p]
@@ -90,7 +110,11 @@ class Project:
         try:
             return self.competitions[slug]
         except KeyError:
-            raise KitError(unknown_message("competition", slug, sorted(self.competitions))) from None
+            message = unknown_message("competition", slug, sorted(self.competitions))
+            broken = self.plugins.errors
+            if broken:
+                message += f"; {len(broken)} plugin(s) failed to load: " + "; ".join(broken)
+            raise KitError(message) from None
 
     def default_slug(self) -> str | None:
         """$KAGGLE_KIT_COMPETITION, else the folder you are in (data/<slug>, checkpoints/<slug>),

@@ -4,6 +4,8 @@ Everything lives under ``tmp_path``; no real competition data is read.
 """
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +41,22 @@ def write_solid_image(path: Path, rgb: tuple[int, int, int] = (0, 0, 0), size: i
     bgr[:] = rgb[::-1]
     assert cv2.imwrite(str(path), bgr), path
     return path
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header_bomb(width: int = 40000, height: int = 40000) -> bytes:
+    """A valid 74-byte greyscale PNG whose IHDR declares ``width`` x ``height`` (one zlib-packed row)."""
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(bytes(range(9)), 9)) + _png_chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def header_bomb() -> Callable[..., bytes]:
+    """``header_bomb(width=40000, height=40000) -> bytes``: a tiny PNG declaring a huge size."""
+    return png_header_bomb
 
 
 @pytest.fixture

@@ -178,7 +178,8 @@ def test_ctrl_c_saves_the_run_as_interrupted_and_exits_130(interrupted: dict) ->
     assert sigint.rc == 130, sigint.stdout + sigint.stderr
     assert sigint.status == "interrupted"
     assert "Traceback" not in sigint.stderr
-    assert "kaggle-kit train --resume" in sigint.stderr
+    assert f"(resume with `kaggle-kit train toy --resume {interrupted['run'].name}`)" in sigint.stderr
+    assert "<run-id>" not in sigint.stderr
 
 
 def test_resume_after_ctrl_c_continues_the_fold(interrupted: dict) -> None:
@@ -418,3 +419,68 @@ def test_train_on_a_full_disk_is_one_error_line(tmp_path: Path, small_disk: Path
     assert len(lines) == 1 and lines[0].startswith("error: ") and "disk full" in lines[0], done.stderr
     (run,) = run_dirs(project)
     assert run_json(run)["status"] == "failed"                       # a whole, readable record
+
+
+# -- messages that mislead (issue #12, fault 7) ---------------------------------------------------------
+NOISE = ("absl::InitializeLog", "cpu_feature_guard", "oneDNN custom operations", "rebuild TensorFlow")
+
+
+def test_tensorflow_start_up_lines_stay_off_stderr(pair: list[dict]) -> None:
+    for run in pair:
+        shown = [line for line in run["stderr"].splitlines() if any(n in line for n in NOISE)]
+        assert shown == [], shown
+
+
+def test_native_stderr_filter_drops_start_up_lines_and_keeps_errors(tmp_path: Path) -> None:
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from kaggle_kit.cli.stderr import filter_native_stderr\n"
+        "filter_native_stderr()\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1796183288.344391   11918 port.cc:153] oneDNN custom operations are on.\\n'\n"
+        "            b'E0000 00:00:1796183288.344391   11918 cuda_dnn.cc:8] could not create cudnn handle\\n')\n"
+        "os.write(2, b'W0000 00:00:1796183288.344391   11918 gpu_device.cc:2] Cannot dlopen\\n')\n"
+        "print('error: a real one-line error', file=sys.stderr)\n"
+        "os.write(2, b'native trailing line without newline')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert sorted(done.stderr.splitlines()) == [   # Python's own writes do not queue behind the filter
+        "E0000 00:00:1796183288.344391   11918 cuda_dnn.cc:8] could not create cudnn handle",
+        "error: a real one-line error",
+        "native trailing line without newline",
+    ]
+
+
+def test_a_truncated_checkpoint_is_called_truncated_not_missing(tmp_path: Path, small_model) -> None:
+    from kaggle_kit.model.classifier import load_model, save_model
+
+    path = tmp_path / "best.keras"
+    save_model(small_model, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(KitError) as e:
+        load_model(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: checkpoint is truncated or corrupt (not a complete .keras archive")
+    assert "not found" not in message.lower()
+
+
+def test_a_broken_plugin_does_not_hide_the_others(root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    project = tmp_path / "plugins"
+    shutil.copytree(root / "competitions", project / "competitions")
+    (project / "competitions" / "broken.py").write_text("import not_a_module_anywhere\n")
+    listed = kit(project, "competitions")
+    assert listed.returncode == 1
+    assert re.search(r"^\s*toy\s", listed.stdout, re.M) and "cifar-10-mini" in listed.stdout
+    errors = listed.stderr.strip().splitlines()
+    assert errors == [f"error: {project / 'competitions' / 'broken.py'}: plugin failed to load: "
+                      "ModuleNotFoundError: No module named 'not_a_module_anywhere'"]
+    runs = kit(project, "runs", "toy")               # the others still work
+    assert runs.returncode == 0, runs.stderr
+    missing = kit(project, "runs", "broken")
+    assert missing.returncode == 1 and "1 plugin(s) failed to load: " in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

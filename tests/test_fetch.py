@@ -79,6 +79,7 @@ def test_zip_slip_is_refused_and_nothing_is_written(project, tmp_path, monkeypat
     assert not data(project, "evil").exists() and leftovers(project) == []
     assert not outside.exists() and not [p for p in tmp_path.rglob("evil.txt")]
     assert project.default_slug() is None
+    assert not (project.root / "data" / ".evil.download").exists()     # the hostile archive is not kept
 
 
 def test_damaged_archive_is_deleted_never_used(project, tmp_path, monkeypatch):
@@ -92,7 +93,7 @@ def test_damaged_archive_is_deleted_never_used(project, tmp_path, monkeypatch):
         with pytest.raises(DataError, match=r"member 'trainLabels.csv' is damaged \(CRC mismatch\); deleted it"):
             fetch(project, "damaged", client=KaggleClient())
     assert not data(project, "damaged").exists() and leftovers(project) == []
-    assert not (project.root / "data" / ".damaged.download" / "damaged.zip").exists()
+    assert not (project.root / "data" / ".damaged.download").exists()  # no empty folder either
 
 
 def test_dropped_download_is_resumed_by_the_client(project, client, server, server_root):
@@ -228,3 +229,32 @@ def test_fetch_command(project, server, tmp_path):
     assert missing.returncode == 1
     assert missing.stderr.strip() == ("error: download tiny-petz: no competition 'tiny-petz' on Kaggle (404); "
                                       "did you mean tiny-pets?")
+
+
+def test_data_is_complete_means_no_partial_download_is_left(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    root, archive = big_competition(tmp_path)
+    downloads = project.root / "data" / ".big.download"
+    with serving(root, project, tmp_path / "home", monkeypatch) as srv:
+        fetch(project, "big", client=KaggleClient())
+        srv.inject("download", drop=True, drop_after=1_600_000)
+        srv.inject("download", drop=True, drop_after=0, times=5)
+        with pytest.raises(KaggleError, match="was interrupted"):
+            fetch(project, "big", client=KaggleClient(), force=True)       # an interrupted re-download
+        assert (downloads / "big.zip").is_file()
+        again = fetch(project, "big", client=KaggleClient())
+    assert again.action == "present"
+    assert not downloads.exists()
+    assert_complete(project, archive, "big")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_extracted_folders_follow_the_umask(project, client, server, umask):
+    old = os.umask(umask)
+    try:
+        fetch(project, SLUG, client=client)
+    finally:
+        os.umask(old)
+    folders = [data(project), *[p for p in data(project).rglob("*") if p.is_dir()]]
+    assert len(folders) > 1
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o777 & ~umask)}

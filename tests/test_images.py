@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kaggle_kit.data.images import BadImage, check_image, decode_rgb, read_rgb, resize
+from kaggle_kit.data.images import BadImage, check_image, decode_rgb, read_rgb
+from kaggle_kit.data.resize import resize
 from kaggle_kit.registry import UnknownName
 
 WriteImage = Callable[..., Path]  # the conftest fixture
@@ -161,3 +162,57 @@ def test_resize_modes() -> None:
 def test_unknown_resize_mode() -> None:
     with pytest.raises(UnknownName, match="stretch"):
         resize(np.zeros((4, 4, 3), np.uint8), 2, "squash")
+
+
+# -- sizes from headers, and the pixel limit (issue #12, fault 2) ------------------------------
+@pytest.mark.parametrize("fmt, params", [
+    ("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("GIF", {}), ("BMP", {}),
+    ("WEBP", {"lossless": False}), ("WEBP", {"lossless": True}), ("TIFF", {}), ("PPM", {}),
+])
+def test_header_size_reads_every_supported_format(tmp_path: Path, fmt: str, params: dict) -> None:
+    from kaggle_kit.data.headers import header_size
+
+    p = tmp_path / f"x.{fmt.lower()}"
+    Image.new("RGB", (37, 23), (10, 200, 30)).save(p, format=fmt, **params)
+    assert header_size(p.read_bytes()) == (37, 23)
+
+
+def test_webp_with_alpha_has_an_extended_header(tmp_path: Path) -> None:
+    from kaggle_kit.data.headers import header_size
+
+    p = tmp_path / "a.webp"
+    Image.new("RGBA", (300, 5), (1, 2, 3, 100)).save(p, format="WEBP", lossless=False)
+    assert header_size(p.read_bytes()) == (300, 5)
+
+
+def test_unknown_or_cut_headers_give_no_size() -> None:
+    from kaggle_kit.data.headers import header_size
+
+    assert header_size(b"hello") is None
+    assert header_size(b"\x89PNG\r\n\x1a\n\x00\x00") is None
+    assert header_size(b"BM\x00") is None
+
+
+def test_a_png_declaring_40000_squared_is_refused_before_decoding(header_bomb, monkeypatch) -> None:
+    from kaggle_kit.data.images import ImageTooLarge
+
+    data = header_bomb()
+    assert len(data) == 74
+    with pytest.raises(ImageTooLarge, match=r"40000 x 40000 pixels \(1,600,000,000\), over the limit of 100,000,000"):
+        decode_rgb(data)
+    small = header_bomb(20, 20)        # the same file declaring a small size is checked as usual
+    with pytest.raises(BadImage) as e:
+        decode_rgb(small, max_pixels=10)
+    assert isinstance(e.value, ImageTooLarge)
+    monkeypatch.setenv("KAGGLE_KIT_MAX_IMAGE_PIXELS", "100")
+    with pytest.raises(ImageTooLarge, match="over the limit of 100 "):
+        decode_rgb(small)
+    monkeypatch.setenv("KAGGLE_KIT_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(Exception, match="KAGGLE_KIT_MAX_IMAGE_PIXELS='lots': not a number"):
+        decode_rgb(small)
+
+
+def test_images_under_the_limit_read_as_before(tmp_path: Path, write_image: WriteImage) -> None:
+    p = write_image(tmp_path / "ok.png", (1, 2, 3), size=10)
+    assert read_rgb(p, max_pixels=100).shape == (10, 10, 3)
+    assert check_image(p, max_pixels=100).width == 10

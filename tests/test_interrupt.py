@@ -158,3 +158,63 @@ def test_a_checkpoint_being_written_at_ctrl_c_is_finished_and_the_next_epoch_nev
                     callbacks=[StopOnInterrupt(), recorder(("epoch_end", 0), events, during=slow_save)])
     assert len(path.read_text().splitlines()) == 1000
     assert events[-1] == ("epoch_end", 0), "epoch 2 never began"
+
+
+# -- the second Ctrl-C is immediate (issue #12, fault 5) ---------------------------------------------------
+def test_counting_counts_every_press_and_deferred_still_holds_the_first() -> None:
+    before = interrupt.presses()
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.counting():
+            with interrupt.deferred():
+                ctrl_c()
+                reached.append(1)              # held until a safe point
+                ctrl_c()
+                reached.append(2)              # never: the second is raised at once
+    assert reached == [1] and interrupt.presses() == before + 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.counting():
+            ctrl_c()                           # outside deferred(): Python's default, counted
+    assert interrupt.presses() == before + 3
+
+
+def test_a_second_ctrl_c_to_the_parallel_parent_kills_the_workers_at_once(tmp_path) -> None:
+    """Two Ctrl-C sent to the parent alone, 0.2 s apart: Python's ``Popen.wait`` swallows the first
+    (it waits a moment for the child), so only the count shows it was pressed twice. The parent must
+    not give the workers their 30 s grace: it kills them and exits, the run saved as interrupted."""
+    import re
+    import subprocess
+    import time
+
+    import toy_project
+
+    root = toy_project.make_project(tmp_path / "p")
+    proc = subprocess.Popen([str(toy_project.KIT), "train", "toy", "--folds", "2", "--head-epochs", "30",
+                             "--parallel-folds", "2"], cwd=root, env=toy_project.kit_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not any((d / "history.csv").is_file() for d in toy_project.run_dirs(root)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the workers should be training"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=25)        # the old parent waited 30 s for its workers
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [run_dir] = toy_project.run_dirs(root)
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert f"--resume {run_dir.name}`" in err
+    assert toy_project.run_json(run_dir)["status"] == "interrupted"
+    for k in (0, 1):   # killed, not asked: a worker given its grace would have logged "interrupted"
+        assert (run_dir / f"worker_{k}.log").read_text().splitlines()[-1:] != ["interrupted"]
+    pids = {int(p) for p in re.findall(r"fold\(s\) [\d, ]+: process (\d+)", out)}
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -266,3 +266,112 @@ def test_submit_and_status_commands(project, server, run, sub_csv, tmp_path):
     waited = run_cli(["status", SLUG, "--wait", "--timeout", "1"], tmp_path)
     assert waited.returncode == 1 and "pending" in waited.stdout
     assert waited.stderr.strip() == f"error: {SLUG}: 1 submission(s) still pending after 1 s"
+
+
+# -- a server that never answers (issue #12, fault 3) ---------------------------------------------------
+@pytest.fixture
+def silent_proxy(monkeypatch):
+    """A TCP port that accepts connections and never answers, set as the proxy of every request."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])      # read nothing, answer nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("KAGGLE_KIT_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("KAGGLE_KIT_READ_TIMEOUT", "0.5")
+    yield url
+    stop.set()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def finishes(fn, limit: float = 120.0):
+    """Run ``fn`` in a thread; its exception (or result) once it returns, failing the test if it hangs."""
+    import threading
+
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(_outcome(fn)), daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert outcome, f"still waiting for the server after {limit} s"
+    return outcome[0]
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as e:   # noqa: BLE001 - handed back to the test
+        return e
+
+
+def test_a_server_that_never_answers_is_retried_then_one_line(server, silent_proxy, sleeps):
+    client = KaggleClient(retry=RetryPolicy(attempts=3, base=1.0, sleep=sleeps.append))
+    err = finishes(lambda: client.submissions(SLUG))
+    assert isinstance(err, KaggleError), err
+    assert str(err) == (f"list submissions to {SLUG}: the server did not answer (3 attempt(s), timeouts 2 s to "
+                        "connect, 0.5 s to read); check the network connection and proxy")
+    assert sleeps == [1.0, 2.0]          # backed off like a 5xx
+
+
+def test_fetch_and_status_commands_do_not_hang_on_a_silent_server(project, server, silent_proxy, tmp_path):
+    for args in (["status", SLUG], ["fetch", SLUG]):
+        done = run_cli(args, tmp_path, timeout=240)
+        assert done.returncode != 0
+        assert "the server did not answer" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_timeouts_setting_is_checked(monkeypatch):
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.kaggle.client import Timeouts
+
+    monkeypatch.setenv("KAGGLE_KIT_READ_TIMEOUT", "soon")
+    with pytest.raises(KitError, match="KAGGLE_KIT_READ_TIMEOUT='soon': not a number of seconds"):
+        Timeouts.from_env()
+    monkeypatch.setenv("KAGGLE_KIT_READ_TIMEOUT", "7")
+    assert KaggleClient().timeouts == Timeouts(connect=15.0, read=7.0)
+
+
+# -- VERBOSE=1 never shows the key (issue #12, fault 4) --------------------------------------------------
+def test_verbose_client_output_never_leaks_the_key(project, server, run, sub_csv, tmp_path, monkeypatch):
+    import base64
+
+    monkeypatch.setenv("VERBOSE", "1")
+    server.inject("upload", status=403)
+    failed = run_cli(["submit", SLUG, "--run", run.run_id, "--file", str(sub_csv), "-m", "leak?"], tmp_path)
+    assert failed.returncode != 0 and "failed" in failed.stderr, failed.stderr
+    basic = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
+    shown = failed.stdout + failed.stderr + (run.path / "run.json").read_text()
+    for secret in (KEY, basic, basic.rstrip("=")):
+        assert secret not in shown
+    assert re.search(r"Authorization['\"]?:\s*['\"]?(Basic|Bearer)\s+(?!\*\*\*)", shown) is None
+
+
+def test_scrub_masks_every_form_of_a_secret():
+    import base64
+
+    from kaggle_kit.kaggle.secrets import scrub
+
+    basic = base64.b64encode(b"ann:k3y-9f8e7d").decode()
+    text = (f"key=k3y-9f8e7d Authorization: Basic {basic} 'Proxy-Authorization': 'Bearer abc.def-ghi' "
+            "Bearer KGAT_0123456789abcdef")
+    out = scrub(text, user="ann", secrets=["k3y-9f8e7d", None])
+    assert "k3y-9f8e7d" not in out and basic not in out and "abc.def" not in out and "KGAT_0123" not in out
+    assert out.count("***") == 4

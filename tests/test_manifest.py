@@ -175,3 +175,16 @@ def test_stratified_sample_is_seeded_and_proportional() -> None:
     assert np.array_equal(a, stratified_sample(labels, 20, seed=3))
     assert not np.array_equal(a, stratified_sample(labels, 20, seed=4))
     assert np.array_equal(stratified_sample(labels, 500, seed=0), np.arange(100))
+
+
+def test_an_image_declaring_a_huge_size_is_listed_as_unreadable(tmp_path: Path, write_image: WriteImage,
+                                                                 header_bomb) -> None:
+    write_image(tmp_path / "train" / "cat" / "1.png")
+    write_image(tmp_path / "train" / "dog" / "1.png")
+    (tmp_path / "train" / "dog" / "bomb.png").write_bytes(header_bomb())
+
+    m = build_manifest(PETS, tmp_path, "train", cache_dir=tmp_path / "cache")
+
+    assert sorted(m.ids) == ["cat/1.png", "dog/1.png"]
+    assert [(Path(e.path).name, e.reason.split(":")[0]) for e in m.excluded] == [("bomb.png", "image too large")]
+    assert "40000 x 40000" in m.excluded[0].reason

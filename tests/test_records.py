@@ -125,3 +125,54 @@ def test_os_errors_become_one_line_kit_errors(tmp_path: Path, err: int, kind: ty
     assert str(e.value).startswith(f"{target}: ") and text in str(e.value)
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["big.bin"]
+
+
+# -- descriptors stay bounded (issue #12, fault 1) ---------------------------------------------
+FD_SCRIPT = r"""
+import os, resource, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from kaggle_kit.data.records import RecordFile, release
+
+path = sys.argv[1]
+RecordFile.write(path, (16,), np.uint8, (np.full(16, i % 251, np.uint8) for i in range(500)))
+f = RecordFile(path, (16,), np.uint8)
+baseline = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (baseline + 40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+peak = 0
+for epoch in range(30):                        # new reader threads every epoch, as tf.data's pools are
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda s: f.read(range(s, min(s + 32, 500))), range(0, 500, 32)))
+    assert np.array_equal(np.concatenate(batches)[:, 0], np.arange(500) % 251)
+    peak = max(peak, len(os.listdir("/proc/self/fd")))
+release(path)
+after = len(os.listdir("/proc/self/fd"))
+print(baseline, peak, after)
+"""
+
+
+def test_descriptors_stay_bounded_over_many_epochs_and_threads(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FD_SCRIPT, str(tmp_path / "r.bin")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    baseline, peak, after = map(int, done.stdout.split())
+    assert peak <= baseline + 2      # one shared descriptor (plus the listing's own), not one per thread
+    assert after <= baseline         # released with the file
+
+
+def test_closed_record_file_reopens_and_eviction_releases(tmp_path: Path) -> None:
+    from kaggle_kit.data.cache import Cache
+
+    cache = Cache(tmp_path, max_bytes=10**9)
+    rec = cache.get_or_build("images", "k", (4,), np.uint8, lambda: iter([np.zeros((3, 4), np.uint8)]), {"n": 3})
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    before = fds()
+    assert rec.read([1]).shape == (1, 4) and fds() == before + 1
+    rec.close()
+    assert fds() == before
+    rec.read([0])                    # opens again on demand
+    cache.clear()                    # eviction closes the reader's descriptor with the file
+    assert fds() == before and not rec.path.exists()

@@ -180,6 +180,16 @@ def test_refused_requests_get_a_json_4xx_and_the_server_keeps_running(server: Se
     assert server.post(data=png(coloured(0))).status_code == 200
 
 
+def test_an_image_declaring_a_huge_size_gets_413_at_once(server: Server, header_bomb) -> None:
+    for request_kw in ({"data": header_bomb()}, {"files": {"f": ("bomb.png", header_bomb(), "image/png")}}):
+        answer = server.post(**request_kw)
+
+        assert answer.status_code == 413
+        assert answer.headers["Content-Type"] == "application/json"
+        assert "image too large: its header declares 40000 x 40000 pixels" in answer.json()["error"]
+    assert server.post(data=png(coloured(0))).status_code == 200
+
+
 def test_unknown_routes_and_methods_answer_json(server: Server) -> None:
     missing, wrong_method = server.get("/nope"), server.get("/predict")
 

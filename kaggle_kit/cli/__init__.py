@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from kaggle_kit.errors import KitError
+from kaggle_kit import interrupt
 from kaggle_kit.cli.base import COMMANDS, console
 
 # Each module registers its commands with @command; all of them import lazily.
@@ -21,14 +23,16 @@ COMMAND_MODULES = (
 
 
 def quiet_libraries() -> None:
-    """TensorFlow's C++ start-up chatter, its tf.function retracing notices (predicting batches of
-    several sizes) and Keras' tf.data notices are not for the user."""
+    """TensorFlow's C++ start-up chatter (see :mod:`kaggle_kit.cli.stderr` for the lines it writes
+    before absl starts), its tf.function retracing notices (predicting batches of several sizes),
+    absl's and Keras' notices are not for the user; errors still show."""
     import logging
     import os
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)   # absl's Python warnings (h5 saving, ...)
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
 
@@ -51,17 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    command_line = argv is None   # the real command line, not a test calling main([...]) in-process
+    if command_line:
+        from kaggle_kit.cli.stderr import filter_native_stderr
+
+        filter_native_stderr()
     quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with interrupt.counting():
+            return int(args._run(args) or 0)
     except KitError as e:
         from rich.text import Text
 
         console(stderr=True).print(Text("error: ", style="bold red") + Text(str(e)))
         return 1
-    except KeyboardInterrupt:
-        console(stderr=True).print("interrupted; finished work is saved (resume with `kaggle-kit train --resume <run-id>`)")
+    except KeyboardInterrupt as e:
+        hint = str(e) if isinstance(e, interrupt.Interrupted) and str(e) else "interrupted; finished work is saved"
+        console(stderr=True).print(hint, markup=False)
+        if command_line and interrupt.presses() >= 2:   # pressed twice: skip TensorFlow's seconds of teardown
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 

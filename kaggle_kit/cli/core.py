@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from kaggle_kit import interrupt
 from kaggle_kit.cli.base import arg, command, competition_arg, console, run_args
 from kaggle_kit.data.augment import AUGMENTS
 from kaggle_kit.data.resize import RESIZERS
@@ -27,6 +28,17 @@ def one_of(registry: Registry) -> dict:
     return {"choices": registry.names(), "type": check}
 
 
+def _run_ids(project, slug: str) -> set[str]:
+    folder = project.checkpoints / slug
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+
+
+def _newest(project, slug: str, run_ids: set[str]) -> str | None:
+    """The most recently changed of ``run_ids`` (the run this command created), or None."""
+    folder = project.checkpoints / slug
+    return max(run_ids, key=lambda r: (folder / r).stat().st_mtime, default=None)
+
+
 def _project():
     from kaggle_kit.project import Project
 
@@ -36,6 +48,7 @@ def _project():
 @command("competitions", "list the known competitions (plugins) and their data status")
 def competitions(args: argparse.Namespace) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     project = _project()
     default = project.default_slug()
@@ -51,7 +64,10 @@ def competitions(args: argparse.Namespace) -> int:
     out.print(table)
     if default:
         out.print(f"* default competition: {default}")
-    return 0
+    errors = console(stderr=True)
+    for broken in project.plugins.errors:   # listed after the others, one line each
+        errors.print(Text("error: ", style="bold red") + Text(broken))
+    return 1 if project.plugins.errors else 0
 
 
 def _short(path: str, root) -> str:
@@ -124,14 +140,22 @@ def train_cmd(args: argparse.Namespace) -> int:
     if project.default_slug() is None:
         project.set_default(comp.slug)
     out = console()
-    with ProgressView(out) as view:
-        if args.parallel_folds not in (None, 1):
-            from kaggle_kit.training.parallel import train_parallel
+    runs_before = _run_ids(project, comp.slug)
+    try:
+        with ProgressView(out) as view:
+            if args.parallel_folds not in (None, 1):
+                from kaggle_kit.training.parallel import train_parallel
 
-            run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
-                                 report=view)
-        else:
-            run = train(project, comp, config, resume=args.resume, report=view)
+                run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
+                                     report=view)
+            else:
+                run = train(project, comp, config, resume=args.resume, report=view)
+    except KeyboardInterrupt:
+        run_id = args.resume or _newest(project, comp.slug, _run_ids(project, comp.slug) - runs_before)
+        if run_id is None:
+            raise
+        raise interrupt.Interrupted(f"interrupted; finished work is saved (resume with "
+                                    f"`kaggle-kit train {comp.slug} --resume {run_id}`)") from None
     if run.excluded:
         out.print(f"[yellow]{len(run.excluded)} unreadable image(s) left out[/] (listed in {run.json_path}):")
         for e in run.excluded[:5]:

@@ -27,7 +27,7 @@ import numpy as np
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.data.images import load_resized
 from kaggle_kit.data.manifest import Manifest
-from kaggle_kit.data.records import RecordFile
+from kaggle_kit.data.records import RecordFile, release
 from kaggle_kit.events import Report, Stage, quiet, ticker
 
 __all__ = ["cache_key", "Entry", "Cache"]
@@ -130,6 +130,7 @@ class Cache:
 
     @staticmethod
     def _remove(e: Entry) -> None:
+        release(e.path)   # an open reader's descriptor would keep the evicted file's space in use
         e.path.unlink(missing_ok=True)
         e.path.with_suffix(".json").unlink(missing_ok=True)
 

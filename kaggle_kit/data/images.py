@@ -1,7 +1,9 @@
 """Reading images of any mode as 8-bit RGB, checking them once, and resizing them.
 
 Greyscale, RGBA (composited on white), palette, 16-bit and CMYK images are converted; truncated,
-empty and non-image files raise :class:`BadImage` with the reason.
+empty and non-image files raise :class:`BadImage` with the reason. Every decode checks the size the
+header declares first: above the pixel limit (``max_pixels=``, else ``KAGGLE_KIT_MAX_IMAGE_PIXELS``,
+default 100 megapixels) it raises :class:`ImageTooLarge` without decoding anything.
 
 Example:
     >>> import numpy as np, cv2, tempfile, pathlib
@@ -21,14 +23,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kaggle_kit.data.headers import ENV_MAX_PIXELS, header_size, jpeg_frame
+from kaggle_kit.data.headers import max_pixels as pixel_limit
 from kaggle_kit.errors import DataError
-from kaggle_kit.data.resize import RESIZERS, ResizeMode, resize  # noqa: F401  (resize's old home)
+from kaggle_kit.data.resize import resize
+
+__all__ = ["BadImage", "ImageTooLarge", "ImageInfo", "sniff_format", "jpeg_components", "check_pixels",
+           "check_image", "to_rgb8", "read_rgb", "decode_rgb", "load_resized"]
 
 cv2.setNumThreads(1)  # the kit parallelises across images; nested threads only contend
 
 
 class BadImage(DataError):
     """An image that cannot be used; the message is the reason (the caller adds the path)."""
+
+
+class ImageTooLarge(BadImage):
+    """An image whose header declares more pixels than the limit; it is never decoded."""
 
 
 @dataclass(frozen=True)
@@ -49,20 +60,8 @@ def sniff_format(head: bytes) -> str:
 
 def jpeg_components(data: bytes) -> int | None:
     """The number of colour components in a JPEG's frame header (4 = CMYK), or None."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return data[i + 9]
-        i += 2 + length
-    return None
+    frame = jpeg_frame(data)
+    return frame[2] if frame else None
 
 
 def _png_mode(data: bytes) -> str:
@@ -71,16 +70,38 @@ def _png_mode(data: bytes) -> str:
     return f"{mode};16" if bit_depth == 16 else mode
 
 
+def check_pixels(data: bytes, limit: int | None = None) -> tuple[int, int] | None:
+    """The header's (width, height), or None if unknown; :class:`ImageTooLarge` above the pixel limit.
+
+    >>> import struct
+    >>> check_pixels(b"GIF89a" + struct.pack("<HH", 640, 480) + bytes(8), limit=1000)
+    Traceback (most recent call last):
+    ...
+    kaggle_kit.data.images.ImageTooLarge: image too large: its header declares 640 x 480 pixels (307,200), over the limit of 1,000 (KAGGLE_KIT_MAX_IMAGE_PIXELS)
+    """
+    size = header_size(data)
+    allowed = pixel_limit(limit)
+    if size is not None and size[0] * size[1] > allowed:
+        width, height = size
+        raise ImageTooLarge(f"image too large: its header declares {width} x {height} pixels "
+                            f"({width * height:,}), over the limit of {allowed:,} ({ENV_MAX_PIXELS})")
+    return size
+
+
 def _decode(data: bytes) -> np.ndarray:
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:   # OpenCV's own checks (e.g. its pixel limit for a format the header parser skips)
+        raise BadImage(f"not a decodable image ({str(e).strip().splitlines()[-1][:200]})") from None
     if arr is None or arr.size == 0:
         raise BadImage("not a decodable image")
     return arr
 
 
-def _check_bytes(data: bytes) -> tuple[ImageInfo, np.ndarray]:
+def _check_bytes(data: bytes, max_pixels: int | None = None) -> tuple[ImageInfo, np.ndarray]:
     if not data:
         raise BadImage("empty file (0 bytes)")
+    check_pixels(data, max_pixels)
     fmt = sniff_format(data[:8])
     if fmt == "jpeg":
         tail = data.rstrip(b"\x00")[-2:]
@@ -99,9 +120,9 @@ def _check_bytes(data: bytes) -> tuple[ImageInfo, np.ndarray]:
     return ImageInfo(width=arr.shape[1], height=arr.shape[0], mode=mode, format=fmt), arr
 
 
-def check_image(path: Path) -> ImageInfo:
+def check_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
     """Decode ``path`` once and describe it; :class:`BadImage` says why it cannot be used."""
-    return _check_bytes(Path(path).read_bytes())[0]
+    return _check_bytes(Path(path).read_bytes(), max_pixels)[0]
 
 
 def to_rgb8(arr: np.ndarray) -> np.ndarray:
@@ -126,18 +147,18 @@ def _la_to_bgra(arr: np.ndarray) -> np.ndarray:
     return np.dstack([grey, grey, grey, alpha])
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read ``path`` as an (H, W, 3) uint8 RGB array; :class:`BadImage` if it cannot be used."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise BadImage(f"cannot read file ({e.strerror})") from None
-    return decode_rgb(data)
+    return decode_rgb(data, max_pixels=max_pixels)
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
+def decode_rgb(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
     """Bytes of any supported image -> (H, W, 3) uint8 RGB (used by `serve` for uploads too)."""
-    return to_rgb8(_check_bytes(data)[1])
+    return to_rgb8(_check_bytes(data, max_pixels)[1])
 
 
 # -- resizing (the modes are in kaggle_kit.data.resize) -------------------------------------------

@@ -21,10 +21,9 @@ from pathlib import Path  # noqa: F401  (used by the example)
 import numpy as np
 import tensorflow as tf
 
-from kaggle_kit.data.augment import AUGMENTS, augment_preset, make_augment  # noqa: F401  (the presets' old home)
 from kaggle_kit.data.records import RecordFile
 
-__all__ = ["image_dataset", "feature_dataset", "AUGMENTS", "augment_preset", "make_augment"]
+__all__ = ["image_dataset", "feature_dataset"]
 
 
 # -- datasets ---------------------------------------------------------------------------------------

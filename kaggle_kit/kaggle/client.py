@@ -8,10 +8,13 @@ kaggle.com or to any compatible server such as :mod:`kaggle_local`. What this mo
 * results as small frozen dataclasses instead of the client's generated objects;
 * bounded exponential back-off on 429 and 5xx that honours ``Retry-After`` (the client retries
   none of the competition calls);
+* connect and read timeouts on every request (:mod:`~kaggle_kit.kaggle.transport`), retried like
+  a 5xx, then "the server did not answer";
 * one-line :class:`~kaggle_kit.errors.KaggleError` messages: how to set credentials (never the
   key), the rules URL on 403, the closest competition names on 404, "cannot reach Kaggle" when
   offline; a failed upload is an error even though the client returns normally;
-* silence: the client prints to stdout; that output is captured, never shown.
+* silence: the client prints to stdout; that output is captured, never shown, and every error
+  and captured line is scrubbed of the credentials (:mod:`~kaggle_kit.kaggle.secrets`).
 
 Example (needs credentials and a reachable server)::
 
@@ -30,12 +33,19 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, TypeVar
 
 from kaggle_kit.errors import DiskFullError, KaggleError, KitError
+from kaggle_kit.kaggle.answers import (is_transfer_error, offline_message, one_line, partial_marker, retry_after,
+                                       score, server_message, short_reason, slug_of, status_of, utc)
+from kaggle_kit.kaggle.secrets import scrub
+from kaggle_kit.kaggle.transport import Timeouts, bounded, is_timeout
+
+__all__ = ["KaggleClient", "RetryPolicy", "Timeouts", "SubmissionRef", "SubmissionInfo", "LeaderboardRow", "Limits",
+           "CompetitionInfo", "RETRY_STATUSES", "slug_of", "partial_marker", "one_line"]
 
 T = TypeVar("T")
 
@@ -94,7 +104,7 @@ class CompetitionInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Back-off for 429 and 5xx answers: ``base * 2**n`` seconds, or ``Retry-After`` when given,
+    """Back-off for 429 and 5xx answers and timeouts: ``base * 2**n`` seconds, or ``Retry-After`` when given,
     never more than ``cap``; ``attempts`` tries in all. ``sleep`` is injectable (tests)."""
 
     attempts: int = 5
@@ -116,8 +126,9 @@ class RetryPolicy:
 class KaggleClient:
     """Kaggle competitions through the official client; errors are one-line :class:`KaggleError`."""
 
-    def __init__(self, *, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(self, *, retry: RetryPolicy = RetryPolicy(), timeouts: Timeouts | None = None) -> None:
         self.retry = retry
+        self.timeouts = timeouts if timeouts is not None else Timeouts.from_env()
         self._api: Any = None
         self._printed = ""         # what the official client printed during the last call
 
@@ -157,7 +168,7 @@ class KaggleClient:
                        interrupted=lambda e: archive.is_file())
         except _Interrupted as e:
             have = archive.stat().st_size if archive.is_file() else 0
-            raise KaggleError(f"download of {slug} was interrupted ({e.reason}); {have} bytes are kept in "
+            raise self._error(f"download of {slug} was interrupted ({e.reason}); {have} bytes are kept in "
                               f"{archive} and the next fetch resumes them") from None
         if not archive.is_file() or partial_marker(archive).exists():
             raise KaggleError(f"download of {slug} left no complete archive at {archive}")
@@ -197,7 +208,7 @@ class KaggleClient:
         if upload_failed or not result.ref:
             reason = "the upload was refused or broke off" if upload_failed else "no submission reference came back"
             said = one_line(self._printed) or reason
-            raise KaggleError(f"upload of {csv_path} to {slug} failed ({said}); nothing was submitted")
+            raise self._error(f"upload of {csv_path} to {slug} failed ({said}); nothing was submitted")
         return SubmissionRef(ref=int(result.ref), message=result.message)
 
     def submissions(self, slug: str, pages: int = 5, page_size: int = 100) -> list[SubmissionInfo]:
@@ -236,7 +247,7 @@ class KaggleClient:
         client is built.
         """
         if self._api is None:
-            with self._quiet():
+            with self._quiet(), bounded(self.timeouts):
                 try:
                     from kaggle.api.kaggle_api_extended import KaggleApi   # runs kaggle/__init__: authenticates
                 except SystemExit:                                         # never let the client exit
@@ -271,11 +282,11 @@ class KaggleClient:
         api = self.api()
         for attempt in range(self.retry.attempts):
             try:
-                with self._quiet():
+                with self._quiet(), bounded(self.timeouts):
                     return fn(api)
             except Exception as e:
                 status = status_of(e)
-                if status in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                if (status in RETRY_STATUSES or status is None and is_timeout(e)) and attempt + 1 < self.retry.attempts:
                     wait = retry_after(e)
                     if wait is None or wait <= self.retry.cap:
                         self.retry.sleep(self.retry.delay(attempt, wait))
@@ -297,7 +308,7 @@ class KaggleClient:
             with contextlib.redirect_stdout(buf):
                 yield
         finally:
-            self._printed = buf.getvalue()
+            self._printed = self._scrub(buf.getvalue(), self._api)
 
     def _limits_if_known(self, slug: str) -> Limits | None:
         try:
@@ -308,8 +319,12 @@ class KaggleClient:
     # -- errors -----------------------------------------------------------------------------------
     def _translate(self, error: Exception, what: str, slug: str | None, api: Any, attempts: int = 1) -> KaggleError:
         status = status_of(error)
+        if status is None and is_timeout(error):
+            t = self.timeouts
+            return self._error(f"{what}: the server did not answer ({attempts} attempt(s), timeouts {t.connect:g} s "
+                               f"to connect, {t.read:g} s to read); check the network connection and proxy", api)
         if status is None:
-            return KaggleError(self._scrub(f"{what}: {offline_message(error)}", api))
+            return self._error(f"{what}: {offline_message(error)}", api)
         said = server_message(error)
         explain = _EXPLAIN.get(status)
         if explain is not None:
@@ -320,7 +335,7 @@ class KaggleClient:
             text = f"{what}: Kaggle answered {status} ({said}) {attempts} time(s); {later}"
         else:
             text = f"{what}: Kaggle answered {status}: {said}"
-        return KaggleError(self._scrub(text, api))
+        return self._error(text, api)
 
     def _unauthorised(self, what: str, slug: str | None, said: str, api: Any) -> str:
         user = api.config_values.get("username") if api is not None else None
@@ -345,22 +360,25 @@ class KaggleClient:
         known: set[str] = set()
         for search in ["", *words]:
             try:
-                with self._quiet():
+                with self._quiet(), bounded(self.timeouts):
                     response = self.api().competitions_list(search=search, page_size=100)
             except Exception:   # suggestions are a courtesy: never fail over them
                 continue
             known.update(slug_of(c.ref) for c in response.competitions)
         return difflib.get_close_matches(slug, sorted(known), n=3, cutoff=0.6)
 
+    def _error(self, text: str, api: Any = None) -> KaggleError:
+        """The one way an error leaves this wrapper: one line, scrubbed of every form of a secret."""
+        return KaggleError(one_line(self._scrub(text, api if api is not None else self._api)))
+
     @staticmethod
     def _scrub(text: str, api: Any) -> str:
-        """One line, with the API key and token (if the client holds them) masked."""
+        """``text`` with the credentials the client holds (or the environment gives) masked."""
         values = getattr(api, "config_values", None) or {}
-        for name in ("key", "token", "api_token"):
-            secret = values.get(name)
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return one_line(text)
+        user = values.get("username") or os.environ.get("KAGGLE_USERNAME")
+        secrets = [values.get(name) for name in ("key", "token", "api_token")]
+        secrets += [os.environ.get(name) for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+        return scrub(text, user=user, secrets=secrets)
 
 
 _EXPLAIN: dict[int, Callable[[KaggleClient, str, str | None, str, Any], str]] = {
@@ -378,94 +396,8 @@ class _Interrupted(Exception):
         self.reason = reason
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def slug_of(ref: str) -> str:
-    """``https://www.kaggle.com/competitions/titanic`` (or ``titanic``) -> ``titanic``."""
-    return str(ref).rstrip("/").rsplit("/", 1)[-1]
-
-
-def partial_marker(archive: Path) -> Path:
-    """The client's sidecar marking an unfinished download."""
-    return archive.with_name(archive.name + ".kaggle-partial")
-
-
-def utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def score(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 def submission_info(s: Any) -> SubmissionInfo:
     status = getattr(s.status, "name", str(s.status)).rsplit("_", 1)[-1].lower()
     return SubmissionInfo(ref=int(s.ref or 0), status=status, date=utc(s.date), description=s.description or "",
                           file_name=s.file_name or "", public_score=score(s.public_score),
                           private_score=score(s.private_score), error=s.error_description or "")
-
-
-def one_line(text: str | None) -> str:
-    lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
-    return " ".join(lines)[:500]
-
-
-def status_of(error: Exception) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None) if response is not None else None
-
-
-def retry_after(error: Exception) -> float | None:
-    response = getattr(error, "response", None)
-    if response is None:
-        return None
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    return KaggleApi._get_retry_after_delay(response)
-
-
-def server_message(error: Exception) -> str:
-    """The server's ``message`` (the client puts it in the exception), else the HTTP reason."""
-    response = getattr(error, "response", None)
-    text = one_line(str(error))
-    if response is not None and (" for url: " in text or not text):
-        return getattr(response, "reason", "") or f"HTTP {response.status_code}"
-    return text
-
-
-def is_transfer_error(error: Exception) -> bool:
-    import requests
-    import urllib3
-
-    return isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                              requests.exceptions.Timeout, urllib3.exceptions.ProtocolError, ValueError, OSError))
-
-
-def short_reason(error: Exception) -> str:
-    """A few words on why a connection failed: 'connection refused', 'the connection broke off', ..."""
-    text = str(error)
-    found = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    if found:
-        return found[-1].strip().lower()
-    if "IncompleteRead" in text or "Connection broken" in text or "RemoteDisconnected" in text:
-        return "the connection broke off"
-    if "does not match expected size" in text:
-        return "the file arrived incomplete"
-    return one_line(text)[:160] or type(error).__name__
-
-
-def offline_message(error: Exception) -> str:
-    """'cannot reach Kaggle' with the reason, for errors without an HTTP answer."""
-    import requests
-
-    if isinstance(error, requests.exceptions.ProxyError):
-        proxy = os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy") or os.environ.get("HTTPS_PROXY") \
-            or os.environ.get("https_proxy") or "the proxy"
-        return f"cannot reach Kaggle through the proxy {proxy} ({short_reason(error)}); check the proxy settings"
-    if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return f"cannot reach Kaggle ({short_reason(error)}); check the network connection"
-    return f"{type(error).__name__}: {one_line(str(error))}"

@@ -5,7 +5,10 @@ file it left there, marked ``.kaggle-partial``), checked (``zipfile.testzip``), 
 members that would land outside the target (zip-slip: ``../x``, absolute paths), extracted into a
 temporary folder beside ``data/<slug>`` and renamed into place with a completion marker
 ``.kaggle-kit-fetched.json``. An interrupted fetch therefore never leaves a folder that looks
-complete; running it again when the marker is there does nothing (``force`` re-downloads).
+complete; running it again when the marker is there does nothing (``force`` re-downloads) but
+clear what an interrupted ``--force`` left. A refused archive (damaged, or with members outside the
+target) is deleted with its download folder, and the extracted folder gets the permissions the
+umask gives a new folder (``mkdtemp``'s 0700 is not kept).
 Inside a Kaggle notebook (``/kaggle/input/<slug>`` exists) the data is used in place.
 
 Example:
@@ -38,6 +41,9 @@ from kaggle_kit import __version__
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.errors import DataError, DiskFullError, KitError
 from kaggle_kit.project import Project
+
+__all__ = ["MARKER", "Downloader", "FetchResult", "marker_path", "fetch", "check_archive", "check_members",
+           "extract_into_place", "sha256_of"]
 
 MARKER = ".kaggle-kit-fetched.json"
 
@@ -74,14 +80,19 @@ def fetch(project: Project, competition_slug: str, *, client: Downloader, force:
     if target.is_dir() and not done.is_file() and not force:
         raise KitError(f"{target}: exists but was not fetched by kaggle-kit (no {MARKER}); "
                        "move it away, or pass --force to replace it")
+    downloads = target.parent / f".{slug}.download"
     if done.is_file() and not force:
+        shutil.rmtree(downloads, ignore_errors=True)   # what an interrupted --force left: the data is complete
         project.set_default(slug)
         return _result_from_marker(slug, target, "present")
 
-    downloads = target.parent / f".{slug}.download"
     archive = client.download(slug, downloads, force=force)
-    check_archive(archive)
-    check_members(archive, target)
+    try:
+        check_archive(archive)
+        check_members(archive, target)
+    except KitError:
+        shutil.rmtree(downloads, ignore_errors=True)   # a refused archive is never kept, nor its folder
+        raise
     size, sha = archive.stat().st_size, sha256_of(archive)
     files = extract_into_place(archive, target, marker={
         "slug": slug, "archive": archive.name, "bytes": size, "sha256": sha,
@@ -132,6 +143,7 @@ def extract_into_place(archive: Path, target: Path, marker: dict) -> int:
         shutil.rmtree(stale, ignore_errors=True)        # left by an interrupted fetch
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=parent))
     try:
+        staging.chmod(0o777 & ~current_umask())   # as a new folder would be, not mkdtemp's private 0700
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             zf.extractall(staging)
@@ -157,6 +169,19 @@ def extract_into_place(archive: Path, target: Path, marker: dict) -> int:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return len(members)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def sha256_of(path: Path) -> str:

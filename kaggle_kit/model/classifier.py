@@ -138,12 +138,28 @@ def save_model(model: keras.Model, path: Path) -> None:
         model.save(tmp)
 
 
+def _archive_damage(path: Path) -> str:
+    """Why ``path`` is not a whole ``.keras`` zip archive, or "" if it reads cleanly."""
+    import zipfile
+
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError):
+        return f"not a complete .keras archive, {size} bytes"
+    return f"member {bad!r} is damaged" if bad else ""
+
+
 def load_model(path: Path) -> keras.Model:
     """Load a saved classifier for prediction; a missing or damaged file is a one-line KitError."""
     from kaggle_kit.errors import KitError
 
     if not Path(path).is_file():
         raise KitError(f"{path}: checkpoint not found")
+    damage = _archive_damage(Path(path))
+    if damage:   # Keras would call it "File not found"
+        raise KitError(f"{path}: checkpoint is truncated or corrupt ({damage}); train again or use another run")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for a damaged archive

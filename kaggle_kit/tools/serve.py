@@ -35,7 +35,8 @@ import numpy as np
 
 from kaggle_kit import events
 from kaggle_kit.errors import KitError
-from kaggle_kit.data.images import BadImage, decode_rgb, resize
+from kaggle_kit.data.images import BadImage, ImageTooLarge, decode_rgb
+from kaggle_kit.data.resize import resize
 
 if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a service starts
     from flask import Flask
@@ -87,6 +88,8 @@ class Classifier:
             raise RequestError("empty request: send an image as a multipart upload or as the request body")
         try:
             image = decode_rgb(data)
+        except ImageTooLarge as e:   # refused from its header alone, before any pixel is allocated
+            raise RequestError(f"the upload is refused: {e}", status=413) from None
         except BadImage as e:
             raise RequestError(f"the upload is not a usable image: {e}") from None
         proba = self._proba(resize(image, self.predictor.image_size, self.predictor.resize), tta=tta)

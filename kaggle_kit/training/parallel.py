@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from kaggle_kit import events
+from kaggle_kit import events, interrupt
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
@@ -243,7 +243,24 @@ STOP_GRACE_S = 30.0
 def _stop(children: list[_Child], *, grace: float) -> None:
     """Stop the children still running. A terminal's Ctrl-C reaches every process of the group, and
     a worker stops after its batch and saves: ``grace`` seconds are left for that. Then those still
-    running get a SIGINT of their own (a Ctrl-C sent to the parent alone), and 30 s later SIGKILL."""
+    running get a SIGINT of their own (a Ctrl-C sent to the parent alone), and 30 s later SIGKILL.
+
+    A second Ctrl-C (counted by :func:`kaggle_kit.interrupt.presses`, also one that Python's
+    ``Popen.wait`` swallowed) kills them at once: a worker replaces every file it writes atomically,
+    so a SIGKILL leaves nothing half-written (the finished folds stay for ``--resume``)."""
+    try:
+        if interrupt.presses() < 2:
+            _stop_gently(children, grace)
+    except KeyboardInterrupt:         # the second Ctrl-C while waiting
+        pass
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+    for child in children:
+        child.proc.wait()
+
+
+def _stop_gently(children: list[_Child], grace: float) -> None:
     deadline = time.monotonic() + grace
     for child in children:
         try:
@@ -257,8 +274,7 @@ def _stop(children: list[_Child], *, grace: float) -> None:
         try:
             child.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            child.proc.kill()
-            child.proc.wait()
+            pass
 
 
 def _last_line(log: Path) -> str:

@@ -140,7 +140,8 @@ class FoldTrainer:
     def _datasets(self, cached: Any, *, batch: int) -> tuple[Any, Any]:
         """Training (shuffled) and validation datasets of the images, or of cached backbone outputs
         (whose mirrored copies, if any, follow as records n..2n-1 and train too)."""
-        from kaggle_kit.data.pipeline import feature_dataset, image_dataset, make_augment
+        from kaggle_kit.data.augment import make_augment
+        from kaggle_kit.data.pipeline import feature_dataset, image_dataset
 
         seed, y_train = self.config.seed + self.k, self.labels[self.train_idx]
         if cached is None:
