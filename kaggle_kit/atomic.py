@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterator
 
 from kaggle_kit.errors import DiskFullError, KitError
 
+__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "atomic_write_json"]
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -211,3 +211,12 @@ def test_anchor_slugs_follow_github() -> None:
     assert slug("`kaggle-kit fetch` (and `make fetch COMP=<slug>`) — the competition's data") == \
         "kaggle-kit-fetch-and-make-fetch-compslug--the-competitions-data"
     assert slug("The local server: `kaggle_local/`") == "the-local-server-kaggle_local"
+
+
+def test_architecture_page_lists_every_module():
+    """docs/architecture.md's folder table names every module of the package, so it cannot fall behind."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    stage_packages = {p for p in (ROOT / "kaggle_kit").glob("*/__init__.py")}   # rows of their own: "**data**"
+    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "kaggle_kit").rglob("*.py"))
+               if p not in stage_packages and f"`{p.relative_to(ROOT)}`" not in text]
+    assert missing == [], "not in docs/architecture.md: " + ", ".join(missing)

@@ -10,6 +10,8 @@ from kaggle_kit.errors import KitError
 from kaggle_kit import interrupt
 from kaggle_kit.cli.base import COMMANDS, console
 
+__all__ = ["COMMAND_MODULES", "quiet_libraries", "build_parser", "main"]
+
 # Each module registers its commands with @command; all of them import lazily.
 COMMAND_MODULES = (
     "kaggle_kit.cli.core",

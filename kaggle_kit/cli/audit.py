@@ -5,6 +5,8 @@ import argparse
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console
 
+__all__ = []
+
 
 @command("inspect", "audit the data: per-class sizes and modes, unreadable files, duplicates, train/test "
                     "near-copies, and properties other than the content that predict the class",

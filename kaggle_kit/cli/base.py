@@ -11,6 +11,9 @@ from typing import Any, Callable
 
 from kaggle_kit.registry import Registry
 
+__all__ = ["Arg", "arg", "Command", "COMMANDS", "command", "run_args", "positive", "competition_arg",
+           "console"]
+
 
 @dataclass(frozen=True)
 class Arg:

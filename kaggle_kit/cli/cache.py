@@ -10,6 +10,8 @@ import time
 
 from kaggle_kit.cli.base import arg, command, console
 
+__all__ = []
+
 KINDS = ("images", "features", "activations")   # what the trainer caches (see kaggle_kit.data.cache)
 
 

@@ -10,6 +10,8 @@ import argparse
 from kaggle_kit.errors import KitError
 from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
 
+__all__ = []
+
 
 def _project():
     from kaggle_kit.project import Project

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from kaggle_kit.errors import KitError
 from kaggle_kit.cli.base import arg, command, console
 
+__all__ = []
+
 if TYPE_CHECKING:
     from kaggle_kit.project import Project
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from kaggle_kit.cli.base import arg, command, console
 
+__all__ = []
+
 
 def shown(path: Path) -> str:
     """``path`` relative to the current folder when it is below it, else as given."""

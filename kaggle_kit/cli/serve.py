@@ -5,6 +5,8 @@ import argparse
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
 
+__all__ = []
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

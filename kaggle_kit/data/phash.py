@@ -49,6 +49,10 @@ from kaggle_kit.atomic import atomic_write_text
 from kaggle_kit.errors import DataError
 from kaggle_kit.data.images import BadImage, decode_rgb
 
+__all__ = ["Progress", "THUMB", "FLOOR", "DEFAULT_THRESHOLD", "GROUP_COARSE_THRESHOLD", "MIN_COMMON",
+           "VERSION", "ODD", "LOW", "popcount", "perceptual_hash", "to_hex", "from_hex", "difference",
+           "NearGraph", "near_graph", "near_clusters", "nearest", "FileHashes", "hash_files"]
+
 Progress = Callable[[int, int], None]
 
 THUMB = 64                      # side of the greyscale thumbnail the DCT is taken of

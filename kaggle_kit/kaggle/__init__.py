@@ -1,1 +1,3 @@
 """The Kaggle loop over the official client: fetch, submit, status."""
+
+__all__ = []

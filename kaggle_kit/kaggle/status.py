@@ -19,6 +19,8 @@ from kaggle_kit.kaggle.client import KaggleClient, LeaderboardRow, Limits, Submi
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import list_runs
 
+__all__ = ["SubmissionRow", "StatusReport", "run_of_refs", "competition_status", "wait_for_scores"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class SubmissionRow:

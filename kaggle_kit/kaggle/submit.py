@@ -27,6 +27,8 @@ from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
 from kaggle_kit.prediction.submission import expected_ids, read_as_proba, validate_frame
 
+__all__ = ["Submitter", "SubmitResult", "default_message", "validate_csv", "submit_run"]
+
 
 class Submitter(Protocol):
     def submit(self, slug: str, csv_path: Path, message: str): ...

@@ -21,6 +21,9 @@ from keras import layers
 from kaggle_kit.model.backbones import Backbone, get_backbone  # noqa: F401  (re-exported for the example)
 from kaggle_kit.registry import Registry
 
+__all__ = ["PREPROCESS_MODES", "Preprocess", "build_model", "build_head", "backbone_of", "feature_extractor",
+           "partial_backbone", "top_model", "upper_backbone", "set_trainable", "save_model", "load_model"]
+
 # mode -> (scale, offset per channel, reverse channels); y = x * scale + offset after the flip
 PREPROCESS_MODES: Registry[tuple[float, tuple[float, float, float], bool]] = Registry("preprocess mode")
 PREPROCESS_MODES.add("raw", (1.0, (0.0, 0.0, 0.0), False))                     # model scales itself
