@@ -177,6 +177,28 @@ class TestFolder:
         return items
 
 
+@LAYOUTS.register("test_tree")
+@dataclass(frozen=True, kw_only=True)
+class TestTree:
+    """Unlabelled test images in sub-folders of ``folder`` at any depth (``TEST/<class>/<image>``, as
+    archives of a labelled dataset ship their test split); the submission id comes from each file name."""
+
+    folder: str = "test"
+
+    def describe(self) -> str:
+        return f"{self.folder}/**/<image>"
+
+    def items(self, root: Path) -> list[Item]:
+        base = require_folder(root, self.folder, self.describe())
+        files = sorted((p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                        and not any(part.startswith(".") for part in p.relative_to(base).parts)),
+                       key=lambda p: tuple(natural_key(part) for part in p.relative_to(base).parts))
+        items = [Item(id=f.relative_to(base).as_posix(), path=f) for f in files]
+        if not items:
+            raise DataError(f"{base}: no test images in it or below (expected layout: {self.describe()})")
+        return items
+
+
 @LAYOUTS.register("no_test")
 @dataclass(frozen=True, kw_only=True)
 class NoTest:

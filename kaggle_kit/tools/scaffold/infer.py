@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 from kaggle_kit.competition import Submission
 from kaggle_kit.errors import DataError, KitError
-from kaggle_kit.layouts import IMAGE_EXTENSIONS, ClassFolders, Item, NoTest, TestFolder
-from kaggle_kit.tools.scaffold.detect import find_test, find_train
+from kaggle_kit.layouts import IMAGE_EXTENSIONS, ClassFolders, Item, NoTest, TestFolder, TestTree
+from kaggle_kit.tools.scaffold.detect import find_test, find_train, is_flat
 from kaggle_kit.tools.scaffold.scan import (Finding, FolderScan, Sample, counts_text, find_sample, id_coverage,
                                             is_int, is_number, scan_folder, sort_labels)
 
@@ -83,7 +83,7 @@ def infer_ids(sample: Sample, where: str, test: str | None, scan: FolderScan) ->
         kind = "name" if any(Path(i).suffix.lower() in IMAGE_EXTENSIONS for i in ids[:50]) else "stem"
         return kind, Finding(field="submission.ids", value=kind, check=True,
                              reason=f"no test folder to compare {where}'s ids with; guessed from how they look")
-    share, kind = id_coverage(ids, scan.image_dirs[test])
+    share, kind = id_coverage(ids, scan.tree(test))
     return kind, Finding(field="submission.ids", value=kind, check=share < 1.0, reason=(
         f"inferred from {where}: ids are test file names {'with' if kind == 'name' else 'without'} "
         f"the extension ({share:.0%} match {test}/)"))
@@ -237,7 +237,8 @@ def infer_spec(slug: str, data: Path) -> PluginSpec:
         classes=classes,
         metric=metric,
         train=train.layout,
-        test=TestFolder(folder=test_folder) if test_folder else NoTest(),
+        test=(NoTest() if test_folder is None else TestFolder(folder=test_folder) if is_flat(scan, test_folder)
+              else TestTree(folder=test_folder)),
         submission=guess.submission,
         defaults=defaults,
         class_counts=class_counts,
