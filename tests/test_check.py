@@ -142,12 +142,12 @@ def test_generated_plugin_trains_with_the_fast_recipe_and_predicts(tmp_path: Pat
 
 HAND_WRITTEN = '''
 from kaggle_kit.competition import Competition, Submission
-from kaggle_kit.layouts import ClassFolders, TestTree
+from kaggle_kit.layouts import ClassFolders, TestFolder, TestTree
 
 COMPETITION = Competition(
     slug="blood", classes={classes}, metric={metric!r},
     train=ClassFolders(folder="dataset2-master/images/TRAIN"),
-    test=TestTree(folder="dataset2-master/images/TEST"),
+    test={test}(folder="dataset2-master/images/TEST"),
     submission=Submission(id_column="Image", labels="proba", ids="name", sample="sample_submission.csv"),
     recipes={recipes},
 )
@@ -155,9 +155,10 @@ COMPETITION = Competition(
 
 
 def hand_written(root: Path, classes: tuple[str, ...] = CELLS, metric: str = "log_loss",
-                 recipes: str = '{"fast": {"head_epochs": 5}, "best": {"finetune_epochs": 2}}') -> None:
+                 recipes: str = '{"fast": {"head_epochs": 5}, "best": {"finetune_epochs": 2}}',
+                 test: str = "TestTree") -> None:
     (root / "competitions" / "blood.py").write_text(HAND_WRITTEN.format(classes=classes, metric=metric,
-                                                                        recipes=recipes))
+                                                                        recipes=recipes, test=test))
 
 
 def check(root: Path, monkeypatch, capsys) -> tuple[int, list[str]]:
@@ -238,3 +239,15 @@ def test_check_without_data_says_so(tmp_path: Path, monkeypatch, capsys) -> None
     assert rc == 1
     assert lines[0] == ("error: data/blood: data folder not found (`kaggle-kit fetch blood`, or unzip the "
                         "competition's files there)")
+
+
+def test_check_says_a_flat_test_layout_misses_images_in_sub_folders(tmp_path: Path, monkeypatch, capsys) -> None:
+    root = project(tmp_path)
+    blood_archive(root / "data" / "blood")
+    hand_written(root, test="TestFolder")
+    rc, lines = check(root, monkeypatch, capsys)
+    assert rc == 1
+    assert lines[0] == ("error: data/blood/dataset2-master/images/TEST: no test images (expected layout: "
+                        "dataset2-master/images/TEST/<image>); its 8 images are in sub-folders: "
+                        "test=TestTree(folder='dataset2-master/images/TEST') reads them")
+    assert lines[-1] == "1 problem(s) in blood (competitions/blood.py against data/blood)"

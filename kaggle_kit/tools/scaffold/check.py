@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
-from kaggle_kit.layouts import Item, NoTest
+from kaggle_kit.layouts import Item, NoTest, TestFolder, TestTree
 from kaggle_kit.tools.scaffold.recipes import RECIPES
 from kaggle_kit.tools.scaffold.scan import SAMPLE, counts_text, read_csv, walk
 
@@ -108,6 +108,15 @@ class _Checker:
             return []
         items = self.items(self.comp.test)
         if items is None:
+            if isinstance(self.comp.test, TestFolder):
+                tree = TestTree(folder=self.comp.test.folder)
+                try:
+                    nested = len(tree.items(self.data))
+                except KitError:
+                    nested = 0
+                if nested:
+                    self.problems[-1] += (f"; its {nested} images are in sub-folders: "
+                                          f"test=TestTree(folder={tree.folder!r}) reads them")
             return None
         ids = [self.comp.submission.id_of(i.id) for i in items]
         dup = sorted(k for k, n in Counter(ids).items() if n > 1)

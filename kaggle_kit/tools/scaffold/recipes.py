@@ -47,6 +47,6 @@ def infer_recipes(*, images: int, side: int | None) -> tuple[dict[str, dict[str,
 
 def recipe_comment(name: str) -> str:
     """The one-line comment above a generated recipe."""
-    return {"fast": "frozen backbone features, cached, and a softmax head: minutes on a CPU",
+    return {"fast": "a softmax head on cached features of the frozen backbone, no fine-tuning: the quick run",
             "best": f"the head, then the stages above {FINETUNE_FROM} fine-tuned on cached activations "
                     f"(flips included), cosine schedule"}.get(name, "")
