@@ -14,7 +14,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from kaggle_kit.errors import DataError
 from kaggle_kit.registry import Registry
@@ -182,6 +182,8 @@ class TestFolder:
 class TestTree:
     """Unlabelled test images in sub-folders of ``folder`` at any depth (``TEST/<class>/<image>``, as
     archives of a labelled dataset ship their test split); the submission id comes from each file name."""
+
+    labelled: ClassVar[bool] = False
 
     folder: str = "test"
 
