@@ -251,3 +251,18 @@ def test_check_says_a_flat_test_layout_misses_images_in_sub_folders(tmp_path: Pa
                         "dataset2-master/images/TEST/<image>); its 8 images are in sub-folders: "
                         "test=TestTree(folder='dataset2-master/images/TEST') reads them")
     assert lines[-1] == "1 problem(s) in blood (competitions/blood.py against data/blood)"
+
+
+def test_check_counts_raw_labels_a_label_map_joins(tmp_path: Path, monkeypatch, capsys) -> None:
+    root = project(tmp_path)
+    blood_archive(root / "data" / "blood")
+    plugin = root / "competitions" / "blood.py"
+    hand_written(root, classes=("GRANULOCYTE", "LYMPHOCYTE", "MONOCYTE"))
+    plugin.write_text(plugin.read_text().replace(
+        "    recipes=", '    label_map={"EOSINOPHIL": "GRANULOCYTE", "NEUTROPHIL": "GRANULOCYTE"},\n    recipes='))
+    monkeypatch.setenv("KAGGLE_KIT_HOME", str(root))
+    monkeypatch.chdir(root)
+    from kaggle_kit.tools.scaffold import check_plugin
+    report = check_plugin(load_plugin(plugin), root / "data" / "blood")
+    assert report.class_counts == {"GRANULOCYTE": 12, "LYMPHOCYTE": 6, "MONOCYTE": 6}
+    assert not any("labelled" in p or "no training images" in p for p in report.problems)

@@ -96,7 +96,9 @@ class _Checker:
         if len(unknown) > SHOWN:
             self.problems.append(f"{where}: {len(unknown) - SHOWN} more labels not among the classes: "
                                  f"{listed(unknown[SHOWN:])}")
-        by_class = Counter({self.comp.label_map.get(raw, raw): n for raw, n in counts.items()})
+        by_class: Counter = Counter()
+        for raw, n in counts.items():          # label_map may send several raw labels to one class
+            by_class[self.comp.label_map.get(raw, raw)] += n
         for cls in classes:
             if not by_class[cls]:
                 self.problems.append(f"{self.plugin}: class {cls!r} has no training images in {where}")
