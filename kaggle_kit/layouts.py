@@ -11,7 +11,7 @@ Example:
     >>> ClassInFilename(folder="train").label_of(Path("senegalia (3).jpg"))
     'senegalia'
     >>> list_layouts(labelled=False)
-    ['no_test', 'test_folder']
+    ['no_test', 'test_folder', 'test_tree']
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from kaggle_kit.errors import DataError
 from kaggle_kit.registry import Registry
 
 __all__ = ["IMAGE_EXTENSIONS", "Item", "Layout", "LAYOUTS", "list_layouts", "image_files", "natural_key",
-           "require_folder", "ClassFolders", "LabelsCSV", "ClassInFilename", "TestFolder", "NoTest"]
+           "require_folder", "ClassFolders", "LabelsCSV", "ClassInFilename", "TestFolder", "TestTree", "NoTest"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -197,6 +197,30 @@ class TestFolder:
         items = [Item(id=f.name, path=f) for f in image_files(base)]
         if not items:
             raise DataError(f"{base}: no test images (expected layout: {self.describe()})")
+        return items
+
+
+@LAYOUTS.register("test_tree")
+@dataclass(frozen=True, kw_only=True)
+class TestTree:
+    """Unlabelled test images in sub-folders of ``folder`` at any depth (``TEST/<class>/<image>``, as
+    archives of a labelled dataset ship their test split); the submission id comes from each file name."""
+
+    labelled: ClassVar[bool] = False
+
+    folder: str = "test"
+
+    def describe(self) -> str:
+        return f"{self.folder}/**/<image>"
+
+    def items(self, root: Path) -> list[Item]:
+        base = require_folder(root, self.folder, self.describe())
+        files = sorted((p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                        and not any(part.startswith(".") for part in p.relative_to(base).parts)),
+                       key=lambda p: tuple(natural_key(part) for part in p.relative_to(base).parts))
+        items = [Item(id=f.relative_to(base).as_posix(), path=f) for f in files]
+        if not items:
+            raise DataError(f"{base}: no test images in it or below (expected layout: {self.describe()})")
         return items
 
 

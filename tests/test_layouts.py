@@ -177,4 +177,4 @@ def test_no_test_has_no_items(tmp_path: Path) -> None:
 def test_registry_names_every_layout() -> None:
     assert {name: LAYOUTS.get(name) for name in LAYOUTS.names()} == {
         "class_folders": ClassFolders, "labels_csv": LabelsCSV, "class_in_filename": ClassInFilename,
-        "test_folder": layouts.TestFolder, "no_test": NoTest}
+        "test_folder": layouts.TestFolder, "test_tree": layouts.TestTree, "no_test": NoTest}

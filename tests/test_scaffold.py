@@ -271,7 +271,7 @@ def test_cli_new(tmp_path: Path, monkeypatch, capsys) -> None:
     assert "wrote competitions/guns.py from data/guns" in out
     assert "submission.labels" in out and "guess(es) to confirm" in out
     assert "works: loaded it and listed 5 training images (pistol 3, smartphone 2) and 3 test images" in out
-    assert "kaggle-kit train guns --limit 200 --folds 2" in out
+    assert "kaggle-kit check guns" in out and "kaggle-kit train guns --recipe fast" in out
 
     assert main(["new", "guns"]) == 1
     assert "already exists; pass --force" in capsys.readouterr().err

@@ -30,8 +30,11 @@ from kaggle_kit.tools.scaffold.detect import DETECTORS, Candidate, find_test, fi
 from kaggle_kit.tools.scaffold.infer import PluginSpec, check_slug, infer_spec
 from kaggle_kit.tools.scaffold.render import render_plugin
 from kaggle_kit.tools.scaffold.scan import Finding, FolderScan, Sample, counts_text, find_sample, scan_folder
-from kaggle_kit.tools.scaffold.write import ScaffoldResult, Validation, plugin_path, scaffold, validate_plugin
+from kaggle_kit.tools.scaffold.check import CheckReport, check_plugin
+from kaggle_kit.tools.scaffold.recipes import RECIPES, infer_recipes
+from kaggle_kit.tools.scaffold.write import ScaffoldResult, plugin_path, scaffold, validate_plugin
 
 __all__ = ["scaffold", "infer_spec", "render_plugin", "validate_plugin", "plugin_path", "check_slug",
            "scan_folder", "find_sample", "find_test", "find_train", "counts_text", "DETECTORS",
-           "Finding", "PluginSpec", "Validation", "ScaffoldResult", "FolderScan", "Sample", "Candidate"]
+           "check_plugin", "infer_recipes", "RECIPES", "CheckReport",
+           "Finding", "PluginSpec", "ScaffoldResult", "FolderScan", "Sample", "Candidate"]

@@ -10,34 +10,58 @@ from kaggle_kit.errors import DataError
 from kaggle_kit.layouts import LAYOUTS, ClassFolders, ClassInFilename, Item, LabelsCSV, list_layouts
 from kaggle_kit.registry import Registry
 from kaggle_kit.tools.scaffold.scan import (SAMPLE, Finding, FolderScan, Sample, id_coverage, is_named, is_number,
-                                            posix_parent)
+                                            is_within, posix_parent)
 
 __all__ = ["LABEL_HINTS", "Candidate", "Detector", "DETECTORS", "find_test", "find_train", "try_items",
            "detect_labels_csv", "detect_class_folders", "detect_class_in_filename", "candidate_folders",
-           "expected_layouts"]
+           "expected_layouts", "holds_train", "below", "is_flat", "in_test"]
 
 LABEL_HINTS = ("label", "class", "category", "target", "species", "type", "breed", "y")
 
 
 def find_test(scan: FolderScan, sample: Sample | None) -> tuple[str | None, Finding]:
-    """The folder of test images: the one the sample submission's ids name, else one called test*."""
+    """The folder of test images (at any depth, their sub-folders included): the one the sample
+    submission's ids name, else the largest one called test*."""
+    folders = {d: scan.tree(d) for d in scan.folders() if not holds_train(scan, d)}
+    if not folders:
+        return None, Finding(field="test", value="(none)", check=sample is not None,
+                             reason="no test folder (every image folder is a train* folder or holds one)")
     if sample is not None:
         ids = sample.values(sample.columns[0])
         # train images may be numbered like the test ones (cifar-10): prefer the folder of the right size
         share, _, _, folder = max((id_coverage(ids, imgs)[0], -abs(len(imgs) - len(ids)), is_named(d, "test"), d)
-                                  for d, imgs in scan.image_dirs.items())
+                                  for d, imgs in folders.items())
         if share >= 0.5:
             return folder, Finding(field="test", value=f"{folder}/", reason=(
                 f"inferred from {scan.rel(sample.path)}: {share:.0%} of its {len(ids)} ids name an image in "
-                f"{folder}/ ({len(scan.image_dirs[folder])} images)"))
-    named = [d for d in scan.image_dirs if is_named(d, "test")]
+                f"{folder}/ ({len(folders[folder])} images{below(scan, folder)})"))
+    named = [d for d in folders if is_named(d, "test")]
     if named:
-        folder = max(named, key=lambda d: len(scan.image_dirs[d]))
+        folder = max(named, key=lambda d: (len(folders[d]), -d.count("/")))
         return folder, Finding(field="test", value=f"{folder}/",
                                reason=f"inferred from the folder name {folder}/ "
-                                      f"({len(scan.image_dirs[folder])} unlabelled images)")
+                                      f"({len(folders[folder])} unlabelled images{below(scan, folder)})")
     return None, Finding(field="test", value="(none)", check=sample is not None,
                          reason="no test folder (no folder named test*, none named by a sample submission)")
+
+
+def holds_train(scan: FolderScan, folder: str) -> bool:
+    """Whether ``folder`` is, is inside, or holds a folder named train* (the wrapping prefix aside):
+    never the test folder, even when the sample's ids happen to name training images too."""
+    start = len(scan.prefix) + 1 if scan.prefix else 0
+    return any(is_named(part, "train") for d in scan.image_dirs if is_within(d, folder) or is_within(folder, d)
+               for part in d[start:].split("/"))
+
+
+def below(scan: FolderScan, folder: str) -> str:
+    """``", in 4 sub-folders"`` when the test images sit in sub-folders of ``folder``."""
+    subs = {d for d in scan.image_dirs if d != folder and is_within(d, folder)}
+    return f", in {len(subs)} sub-folder{'s' if len(subs) > 1 else ''}" if subs else ""
+
+
+def is_flat(scan: FolderScan, folder: str) -> bool:
+    """Whether every image below ``folder`` sits directly in it (a :class:`TestFolder`, not a :class:`TestTree`)."""
+    return len(scan.image_dirs.get(folder, [])) == len(scan.tree(folder))
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ def detect_labels_csv(scan: FolderScan, folder: str, test: str | None) -> Candid
     """A CSV (not the sample submission) with one column naming ``folder``'s images and another
     holding few distinct values (at most half as many as rows)."""
     images = scan.image_dirs.get(folder)
-    if not images or folder == test:
+    if not images or in_test(folder, test):
         return None
     for path in scan.csvs:
         if SAMPLE.search(path.name):
@@ -90,7 +114,7 @@ def detect_labels_csv(scan: FolderScan, folder: str, test: str | None) -> Candid
 def detect_class_folders(scan: FolderScan, folder: str, test: str | None) -> Candidate | None:
     """``folder`` has at least two sub-folders of images (and the test folder is not one of them)."""
     subs = scan.subdirs(folder)
-    if len(subs) < 2 or test in subs:
+    if len(subs) < 2 or in_test(folder, test) or any(in_test(d, test) for d in subs):
         return None
     layout = ClassFolders(folder=folder)
     items = try_items(layout, scan.root)
@@ -101,7 +125,7 @@ def detect_class_folders(scan: FolderScan, folder: str, test: str | None) -> Can
 def detect_class_in_filename(scan: FolderScan, folder: str, test: str | None) -> Candidate | None:
     """Every file name in ``folder`` is ``<class><separator><number>`` with a non-numeric class,
     and classes repeat (at least two of them, at most half as many as images)."""
-    if folder not in scan.image_dirs or folder == test:
+    if folder not in scan.image_dirs or in_test(folder, test):
         return None
     layout = ClassInFilename(folder=folder)
     items = try_items(layout, scan.root)
@@ -111,6 +135,11 @@ def detect_class_in_filename(scan: FolderScan, folder: str, test: str | None) ->
     if not 2 <= len(labels) <= len(items) // 2 or any(is_number(str(v)) for v in labels):
         return None
     return Candidate(layout, items, f"{folder}/: file names start with the class")
+
+
+def in_test(folder: str, test: str | None) -> bool:
+    """Whether ``folder`` is the test folder or below it: never training images."""
+    return test is not None and test != "." and is_within(folder, test)
 
 
 def candidate_folders(scan: FolderScan) -> list[str]:

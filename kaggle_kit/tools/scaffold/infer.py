@@ -12,8 +12,9 @@ from typing import Any, Mapping
 
 from kaggle_kit.competition import Submission
 from kaggle_kit.errors import DataError, KitError
-from kaggle_kit.layouts import IMAGE_EXTENSIONS, ClassFolders, Item, NoTest, TestFolder
-from kaggle_kit.tools.scaffold.detect import find_test, find_train
+from kaggle_kit.layouts import IMAGE_EXTENSIONS, ClassFolders, NoTest, TestFolder, TestTree
+from kaggle_kit.tools.scaffold.detect import find_test, find_train, is_flat
+from kaggle_kit.tools.scaffold.recipes import infer_recipes
 from kaggle_kit.tools.scaffold.scan import (Finding, FolderScan, Sample, counts_text, find_sample, id_coverage,
                                             is_int, is_number, scan_folder, sort_labels)
 
@@ -25,7 +26,7 @@ __all__ = ["SLUG", "SMALL_IMAGE", "SMALL_SIZE", "LARGE_SIZE", "IMBALANCE", "FIEL
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SMALL_IMAGE, SMALL_SIZE, LARGE_SIZE = 64, 96, 224   # median longer side <= 64 px -> train at 96, else 224
 IMBALANCE = 5.0                         # largest class / smallest class above this: flag the metric
-FIELD_ORDER = ("train", "classes", "test", "submission", "metric", "defaults", "title")   # as the table lists them
+FIELD_ORDER = ("data", "train", "classes", "test", "submission", "metric", "defaults", "recipes", "title")   # as the table lists them
 SIZE_SAMPLE = 50                        # images opened to measure the median size
 
 
@@ -42,6 +43,7 @@ class PluginSpec:
     submission: Submission
     defaults: Mapping[str, Any]
     class_counts: Mapping[str, int]
+    recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     data: Path                          # the folder the spec was inferred from
     findings: tuple[Finding, ...] = ()
 
@@ -83,7 +85,7 @@ def infer_ids(sample: Sample, where: str, test: str | None, scan: FolderScan) ->
         kind = "name" if any(Path(i).suffix.lower() in IMAGE_EXTENSIONS for i in ids[:50]) else "stem"
         return kind, Finding(field="submission.ids", value=kind, check=True,
                              reason=f"no test folder to compare {where}'s ids with; guessed from how they look")
-    share, kind = id_coverage(ids, scan.image_dirs[test])
+    share, kind = id_coverage(ids, scan.tree(test))
     return kind, Finding(field="submission.ids", value=kind, check=share < 1.0, reason=(
         f"inferred from {where}: ids are test file names {'with' if kind == 'name' else 'without'} "
         f"the extension ({share:.0%} match {test}/)"))
@@ -183,8 +185,7 @@ def image_size_of(paths: list[Path]) -> int | None:
     return int(statistics.median(sides)) if sides else None
 
 
-def infer_defaults(items: list[Item]) -> tuple[dict[str, Any], Finding]:
-    side = image_size_of([i.path for i in items])
+def infer_defaults(side: int | None) -> tuple[dict[str, Any], Finding]:
     if side is None:
         return {"image_size": LARGE_SIZE}, Finding(field="defaults", value=str(LARGE_SIZE), check=True,
                                                    reason="no training image could be read to measure its size")
@@ -229,17 +230,21 @@ def infer_spec(slug: str, data: Path) -> PluginSpec:
                             reason=f"inferred from {source}; images per class: {counts_text(class_counts)}"))
     findings += guess.findings
     metric, metric_note = infer_metric(guess.submission, class_counts, sample is not None)
-    defaults, size_note = infer_defaults(train.items)
-    findings += [metric_note, size_note]
+    side = image_size_of([i.path for i in train.items])
+    defaults, size_note = infer_defaults(side)
+    recipes, recipes_note = infer_recipes(images=len(train.items), side=side)
+    findings += [metric_note, size_note, recipes_note]
     return PluginSpec(
         slug=slug,
         title=slug.replace("-", " ").title(),
         classes=classes,
         metric=metric,
         train=train.layout,
-        test=TestFolder(folder=test_folder) if test_folder else NoTest(),
+        test=(NoTest() if test_folder is None else TestFolder(folder=test_folder) if is_flat(scan, test_folder)
+              else TestTree(folder=test_folder)),
         submission=guess.submission,
         defaults=defaults,
+        recipes=recipes,
         class_counts=class_counts,
         data=scan.root,
         findings=tuple(sorted(findings, key=lambda f: FIELD_ORDER.index(f.field.split(".")[0]))),

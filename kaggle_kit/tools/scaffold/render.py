@@ -14,9 +14,10 @@ from typing import Any, Iterable, Mapping
 
 from kaggle_kit.layouts import NoTest
 from kaggle_kit.tools.scaffold.infer import PluginSpec
+from kaggle_kit.tools.scaffold.recipes import recipe_comment
 from kaggle_kit.tools.scaffold.scan import Finding
 
-__all__ = ["render_plugin", "literal", "call", "comments"]
+__all__ = ["render_plugin", "literal", "call", "comments", "wrapped"]
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -50,6 +51,20 @@ def call(obj: Any, indent: int, skip: Iterable[str] = ()) -> str:
             lines.append(pad)
         lines[-1] += piece
     return "\n".join(lines)
+
+
+def wrapped(head: str, body: str, tail: str) -> str:
+    """``head + body + tail``, a one-line dict literal broken after its commas to stay within 108 columns."""
+    pad = " " * (len(head) + 1)
+    pieces = body.split(", ")
+    lines = [head + pieces[0]]
+    for piece in pieces[1:]:
+        if len(lines[-1]) + len(piece) + 2 > 106:
+            lines[-1] += ","
+            lines.append(pad + piece)
+        else:
+            lines[-1] += ", " + piece
+    return "\n".join(lines) + tail
 
 
 def comments(notes: list[Finding], indent: int) -> list[str]:
@@ -88,5 +103,12 @@ def render_plugin(spec: PluginSpec) -> str:
     for name, value, notes in fields:
         lines += comments(notes, 4)
         lines.append(f"    {name}={value},")
+    if spec.recipes:
+        lines += comments(spec.notes("recipes"), 4)
+        lines.append("    recipes={")
+        for name, settings in spec.recipes.items():
+            lines += comments([Finding(field="recipes", value=name, reason=recipe_comment(name))], 8)
+            lines.append(wrapped(f"        {literal(name)}: ", literal(dict(settings)), ","))
+        lines.append("    },")
     lines.append(")")
     return "\n".join(lines) + "\n"

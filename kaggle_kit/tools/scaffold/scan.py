@@ -17,7 +17,7 @@ from kaggle_kit.errors import DataError
 from kaggle_kit.layouts import IMAGE_EXTENSIONS, image_files
 
 __all__ = ["IGNORED", "SAMPLE", "Finding", "FolderScan", "Sample", "scan_folder", "read_csv", "find_sample",
-           "id_coverage", "is_named", "posix_parent", "visible", "is_int", "is_number", "sort_labels",
+           "id_coverage", "is_named", "is_within", "posix_parent", "visible", "walk", "is_int", "is_number", "sort_labels",
            "counts_text"]
 
 IGNORED = ("__MACOSX",)                 # archive debris, never data
@@ -46,8 +46,8 @@ class FolderScan:
     """The data folder as the detectors see it.
 
     ``prefix`` is the single folder wrapping everything (an archive's top folder), or ``""``;
-    ``image_dirs`` maps each folder holding images (relative to ``root``, at most two levels below
-    the prefix) to its images.
+    ``image_dirs`` maps each folder holding images (relative to ``root``, at any depth below the
+    prefix) to the images directly in it; ``csvs`` are the CSV files anywhere in ``root``.
     """
 
     root: Path
@@ -73,9 +73,27 @@ class FolderScan:
         """Image folders directly below ``folder``."""
         return [d for d in self.image_dirs if d != folder and posix_parent(d) == folder]
 
+    def tree(self, folder: str) -> list[Path]:
+        """The images in ``folder`` and every folder below it."""
+        return [p for d, imgs in self.image_dirs.items() if is_within(d, folder) for p in imgs]
+
+    def folders(self) -> list[str]:
+        """Every folder holding images at some depth: the image folders and all their ancestors."""
+        out = set(self.image_dirs)
+        for d in self.image_dirs:
+            while d != ".":
+                d = posix_parent(d)
+                out.add(d)
+        return sorted(out)
+
+
+def is_within(folder: str, ancestor: str) -> bool:
+    """Whether ``folder`` is ``ancestor`` or below it (folders relative to the scan root, ``.`` the root)."""
+    return ancestor == "." or folder == ancestor or folder.startswith(f"{ancestor}/")
+
 
 def is_named(folder: str, prefix: str) -> bool:
-    """Whether the folder's own name starts with ``prefix`` (``train``, ``Train_images``)."""
+    """Whether the folder's own name starts with ``prefix`` (``train``, ``Train_images``, ``TEST``)."""
     return folder.rsplit("/", 1)[-1].lower().startswith(prefix)
 
 
@@ -87,8 +105,24 @@ def visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in IGNORED)
 
 
+def walk(base: Path) -> tuple[list[Path], list[Path]]:
+    """Every visible folder at or below ``base`` (breadth first, links not followed) and every CSV in them."""
+    folders, csvs, level = [], [], [base]
+    while level:
+        folders += level
+        nxt = []
+        for folder in level:
+            for p in visible(folder):
+                if p.is_dir() and not p.is_symlink():
+                    nxt.append(p)
+                elif p.suffix.lower() == ".csv" and p.is_file():
+                    csvs.append(p)
+        level = nxt
+    return folders, csvs
+
+
 def scan_folder(root: Path) -> FolderScan:
-    """Walk ``root`` for images and CSVs, first stepping into the folder that wraps everything
+    """Walk all of ``root`` for images and CSVs, at any depth, noting the folder that wraps everything
     (an archive's top folder) when that is all it holds."""
     root = Path(root)
     if not root.is_dir():
@@ -101,22 +135,14 @@ def scan_folder(root: Path) -> FolderScan:
             base = entries[0]
         else:
             break
-    image_dirs: dict[str, list[Path]] = {}
-    level = [base]
-    for _depth in range(3):
-        nxt = []
-        for folder in level:
-            images = image_files(folder)
-            if images:
-                image_dirs[folder.relative_to(root).as_posix()] = images
-            nxt += [p for p in visible(folder) if p.is_dir()]
-        level = nxt
+    folders, csvs = walk(base)
+    image_dirs = {f.relative_to(root).as_posix(): images for f in folders if (images := image_files(f))}
     if not image_dirs:
-        raise DataError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or "
-                        f"two folders below; expected e.g. train/<class>/<image> and test/<image>")
-    csvs = tuple(sorted([*base.glob("*.csv"), *base.glob("*/*.csv")]))
+        raise DataError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or any folder "
+                        f"below; expected e.g. train/<class>/<image> and test/<image>")
     prefix = base.relative_to(root).as_posix()
-    return FolderScan(root=root, prefix="" if prefix == "." else prefix, image_dirs=image_dirs, csvs=csvs)
+    return FolderScan(root=root, prefix="" if prefix == "." else prefix, image_dirs=image_dirs,
+                      csvs=tuple(sorted(csvs)))
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
