@@ -10,7 +10,6 @@ Example:
     >>> from kaggle_kit.competition import Competition, Submission
     >>> from kaggle_kit.layouts import ClassFolders
     >>> from kaggle_kit.project import Project
-from kaggle_kit.training.cv import CVInterval, cv_interval
     >>> project = Project(Path(tempfile.mkdtemp()))
     >>> pets = Competition(slug="pets", classes=("cat", "dog"), metric="accuracy", train=ClassFolders(),
     ...                    submission=Submission())
