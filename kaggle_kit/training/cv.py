@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -122,47 +122,77 @@ def _units(n: int, groups: Sequence[str] | None) -> tuple[np.ndarray, int]:
     return codes.ravel(), int(codes.max()) + 1 if n else 0
 
 
-def _draws(units: int, resamples: int, seed: int) -> np.ndarray:
-    """``resamples`` rows of ``units`` unit indices drawn with replacement (seeded)."""
-    return np.random.default_rng(seed).integers(0, units, size=(resamples, units), dtype=np.int64)
+def _draws(units: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """``resamples`` rows of ``units`` unit indices drawn with replacement, in chunks of rows that
+    bound memory; the same arguments always give the same rows."""
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK // max(units, 1))
+    for start in range(0, resamples, step):
+        yield rng.integers(0, units, size=(min(step, resamples - start), units), dtype=np.int64)
 
 
-def _resampled(metric: Metric, y: np.ndarray, proba: np.ndarray, codes: np.ndarray, units: int,
-               draws: np.ndarray) -> np.ndarray:
-    """The metric on each resample: the images of the drawn units, a unit drawn twice counted twice."""
+def _resampled_sums(stats: Sequence[np.ndarray], codes: np.ndarray, units: int, resamples: int,
+                    seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each of ``stats`` (per-image, ``(n, k)``) summed over each resample of units, a unit drawn twice
+    counted twice, and the image count of each resample. All ``stats`` see the same resamples."""
+    per_unit = [np.stack([np.bincount(codes, weights=col, minlength=units) for col in s.T], axis=1) for s in stats]
+    sizes = np.bincount(codes, minlength=units).astype(np.float64)
+    sums: list[list[np.ndarray]] = [[] for _ in stats]
+    counts = []
+    for d in _draws(units, resamples, seed):
+        rows = len(d)
+        times = np.bincount((d + units * np.arange(rows)[:, None]).ravel(), minlength=rows * units)
+        times = times.reshape(rows, units).astype(np.float64)
+        for out, u in zip(sums, per_unit):
+            out.append(times @ u)
+        counts.append(times @ sizes)
+    return [np.concatenate(s) for s in sums], np.concatenate(counts)
+
+
+def _per_image(metric: Metric, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    stats = np.asarray(metric.per_image(y, proba), dtype=np.float64)
+    return stats[:, None] if stats.ndim == 1 else stats
+
+
+def _resampled_scores(metric: Metric, runs: Sequence[tuple[np.ndarray, np.ndarray]], codes: np.ndarray,
+                      units: int, resamples: int, seed: int) -> list[np.ndarray]:
+    """The metric on each resample, for each ``(y, proba)`` of ``runs`` over the same resamples:
+    vectorised for a metric with additive per-image statistics, else one call each."""
     if metric.per_image is not None:
-        terms = np.asarray(metric.per_image(y, proba), dtype=np.float64)
-        sums = np.bincount(codes, weights=terms, minlength=units)
-        sizes = np.bincount(codes, minlength=units).astype(np.float64)
-        step = max(1, _CHUNK // max(units, 1))
-        out = [sums[d].sum(axis=1) / sizes[d].sum(axis=1) for d in np.array_split(draws, range(step, len(draws), step))]
-        return np.concatenate(out)
+        sums, counts = _resampled_sums([_per_image(metric, y, p) for y, p in runs], codes, units, resamples, seed)
+        return [metric.score_sums(s, counts) for s in sums]
     order = np.argsort(codes, kind="stable")                      # images unit by unit
     sizes = np.bincount(codes, minlength=units)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    scores = np.empty(len(draws))
-    for b, d in enumerate(draws):
-        m = sizes[d]
-        offsets = np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m)
-        rows = order[np.repeat(starts[d], m) + offsets]
-        scores[b] = metric(y[rows], proba[rows])
-    return scores
+    scores: list[list[float]] = [[] for _ in runs]
+    for chunk in _draws(units, resamples, seed):
+        for d in chunk:
+            m = sizes[d]
+            rows = order[np.repeat(starts[d] - np.cumsum(m) + m, m) + np.arange(m.sum())]
+            for out, (y, p) in zip(scores, runs):
+                out.append(metric(y[rows], p[rows]))
+    return [np.asarray(s) for s in scores]
+
+
+def _interval(boot: np.ndarray, point: float) -> tuple[float, float]:
+    """The percentile interval, widened to hold ``point`` (a metric that is not a plain mean, macro F1,
+    can put a skewed bootstrap slightly beside it)."""
+    low, high = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return round(min(float(low), point), 6), round(max(float(high), point), 6)
 
 
 def cv_interval(metric: Metric, y: np.ndarray, proba: np.ndarray, groups: Sequence[str] | None = None, *,
                 resamples: int = RESAMPLES, seed: int = SEED) -> CVInterval:
     """The metric on the out-of-fold predictions with its 95 % percentile-bootstrap interval, resampling
-    ``groups`` (one label per image) when given, else images. The interval always holds the score
-    (a metric that is not a plain mean, macro F1, can put a skewed bootstrap slightly beside it)."""
+    ``groups`` (one label per image) when given, else images. The interval always holds the score."""
     y, proba = np.asarray(y, dtype=np.int64), np.asarray(proba, dtype=np.float64)
     if len(y) == 0:
         raise KitError("no out-of-fold predictions to score")
     codes, units = _units(len(y), groups)
     score = metric(y, proba)
-    boot = _resampled(metric, y, proba, codes, units, _draws(units, resamples, seed))
-    low, high = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return CVInterval(score=round(score, 6), low=round(min(float(low), score), 6),
-                      high=round(max(float(high), score), 6), units=units,
+    [boot] = _resampled_scores(metric, [(y, proba)], codes, units, resamples, seed)
+    low, high = _interval(boot, score)
+    return CVInterval(score=round(score, 6), low=low, high=high, units=units,
                       unit="groups" if groups is not None else "images", resamples=resamples, seed=seed)
 
 
@@ -179,15 +209,14 @@ def compare(metric: Metric, best: OutOfFold, second: OutOfFold, *, names: tuple[
     groups = best.groups if best.groups is not None else (
         None if second.groups is None else tuple(second.groups[k] for k in align))
     codes, units = _units(len(best.ids), groups)
-    draws = _draws(units, resamples, seed)
     sign = 1.0 if metric.higher_is_better else -1.0
-    diff = sign * (_resampled(metric, best.y, best.proba, codes, units, draws)
-                   - _resampled(metric, second.y, second.proba[align], codes, units, draws))
-    lead = sign * (metric(best.y, best.proba) - metric(second.y, second.proba[align]))
-    low, high = np.quantile(diff, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return Lead(best=names[0], second=names[1], lead=round(lead, 6), low=round(min(float(low), lead), 6),
-                high=round(max(float(high), lead), 6), method="paired", units=units,
-                unit="groups" if groups is not None else "images")
+    y, a, b = best.y, best.proba, second.proba[align]
+    score_a, score_b = _resampled_scores(metric, [(y, a), (y, b)], codes, units, resamples, seed)
+    diff = sign * (score_a - score_b)
+    lead = sign * (metric(y, a) - metric(y, b))
+    low, high = _interval(diff, lead)
+    return Lead(best=names[0], second=names[1], lead=round(lead, 6), low=low, high=high, method="paired",
+                units=units, unit="groups" if groups is not None else "images")
 
 
 def _overlap(metric: Metric, best: CVInterval, second: CVInterval, names: tuple[str, str]) -> Lead:

@@ -215,8 +215,9 @@ def choose_best(project: Project, competition: Competition) -> Choice:
     grouped = [r for r in runs if r.grouped]
     found_text = f"the audit found {found} duplicate group(s), so ungrouped CV reads optimistic"
     if grouped:
-        return Choice(grouped[0], grouped, f"picked {grouped[0].run_id}, the best run with grouped folds, over "
-                                           f"{runs[0].run_id} (better CV, ungrouped): {found_text}")
+        pick, top = grouped[0], runs[0]
+        return Choice(pick, grouped, f"picked {pick.run_id} (CV {pick.cv:.4f}), the best run with grouped folds, "
+                                     f"over {top.run_id} (CV {top.cv:.4f}, ungrouped): {found_text}")
     return Choice(runs[0], runs, f"{runs[0].run_id} has ungrouped folds and {found_text}; "
                                  f"train with --group-duplicates")
 
