@@ -220,3 +220,12 @@ def test_training_reports_the_interval_over_its_groups(toy: Path) -> None:
     listed = kit(toy, "runs", "toy")
     row = next(line for line in listed.stdout.splitlines() if run.name in line)
     assert INTERVAL.search(row).group(0) == shown and " yes " in row
+
+
+def test_report_shows_the_interval(toy: Path) -> None:
+    rec = fake_run(Project(toy), right_share(90, 0.8), grouped=True, copies=3)
+    out = kit_here(toy, "report", "toy", rec.run_id, "--out", str(toy / "page"))
+    assert out.returncode == 0, out.stderr
+    page = (toy / "page" / "index.html").read_text()
+    assert f"{rec.cv_interval.text()}, 95% bootstrap interval over groups" in page
+    assert "folds grouped" in page
