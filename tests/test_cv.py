@@ -20,7 +20,7 @@ from toy_project import CLASSES, kit, kit_here, make_project, run_dirs, run_json
 
 from kaggle_kit.metrics import Metric, get_metric
 from kaggle_kit.project import Project
-from kaggle_kit.training.cv import CVInterval, OutOfFold, compare, cv_interval
+from kaggle_kit.training.cv import CVInterval, OutOfFold, compare, cv_interval, lead_note
 from kaggle_kit.training.runs import RunRecord, choose_best, load_run
 
 ACCURACY, LOG_LOSS, F1 = get_metric("accuracy"), get_metric("log_loss"), get_metric("f1_macro")
@@ -114,11 +114,12 @@ def test_paired_needs_the_same_images() -> None:
 
 
 # -- run records -------------------------------------------------------------------------------------
-def fake_run(project: Project, right: np.ndarray, *, grouped: bool = False, copies: int = 1) -> RunRecord:
+def fake_run(project: Project, right: np.ndarray, *, grouped: bool = False, copies: int = 1,
+             prefix: str = "") -> RunRecord:
     """A complete run of the toy competition whose out-of-fold predictions are right where ``right``
     is (images ``<i>.png``; with ``copies``, consecutive images are copies of one original)."""
     y, proba = predictions(right)
-    ids = [f"{CLASSES[c]}/{i}.png" for i, c in enumerate(y)]
+    ids = [f"{CLASSES[c]}/{prefix}{i}.png" for i, c in enumerate(y)]
     groups = [f"dup{i // copies}" for i in range(len(y))] if grouped else None
     rec = RunRecord.create(project, "toy", backbone="simple_cnn",
                            config={"backbone": "simple_cnn", "group_duplicates": grouped},
@@ -229,3 +230,23 @@ def test_report_shows_the_interval(toy: Path) -> None:
     page = (toy / "page" / "index.html").read_text()
     assert f"{rec.cv_interval.text()}, 95% bootstrap interval over groups" in page
     assert "folds grouped" in page
+
+
+def test_runs_on_different_images_are_compared_by_their_intervals(toy: Path) -> None:
+    """No pairing without the same images: the intervals' overlap decides, in the metric's direction."""
+    project = Project(toy)
+    first = fake_run(project, right_share(300, 0.8))
+    near = fake_run(project, right_share(300, 0.78), prefix="b")
+    runs = [first, near]
+    lead = lead_note(ACCURACY, runs)
+    assert lead.method == "overlap" and lead.inside_noise and lead.lead == pytest.approx(0.02, abs=1e-6)
+    far = fake_run(project, right_share(300, 0.5), prefix="c")
+    assert not lead_note(ACCURACY, [first, far]).inside_noise
+
+    for rec, (score, low, high) in zip(runs, [(0.30, 0.25, 0.35), (0.45, 0.40, 0.50)]):
+        rec.cv_interval = CVInterval(score=score, low=low, high=high, units=300, unit="images")
+        rec.cv = score
+        (rec.path / "oof.csv").unlink()
+    lead = lead_note(LOG_LOSS, runs)              # lower is better: 0.30 leads 0.45, intervals apart
+    assert lead.method == "overlap" and lead.lead == pytest.approx(0.15) and not lead.inside_noise
+    assert "do not overlap" in lead.text()

@@ -88,8 +88,8 @@ class Lead:
     best: str
     second: str
     lead: float                       # always >= 0: in the better direction of the metric
-    low: float
-    high: float
+    low: float                        # paired: the 95 % interval of the lead; overlap: the gap between
+    high: float                       # the two intervals (<= 0 when they overlap) and the lead
     method: str                       # "paired" (same images, bootstrap of the difference) or "overlap"
     units: int = 0
     unit: str = ""
