@@ -116,7 +116,8 @@ def test_train_records_a_complete_two_fold_run(cnn: Path, trained) -> None:
     assert sorted(r["id"] for r in oof) == sorted(f"{c}/{i}.png" for c in CLASSES for i in range(PER_CLASS))
     history = rows(cnn / "history.csv")
     assert {(r["fold"], r["phase"]) for r in history} == {("0", "2"), ("1", "2")}
-    assert f"CV accuracy {rec['cv']:.4f} over 2 split(s)" in trained["cnn"]["stdout"]
+    assert re.search(rf"CV accuracy {rec['cv']:.4f} \[\d\.\d{{4}}, \d\.\d{{4}}\] n=36 images \(95% interval, "
+                     r"ungrouped folds\) over 2 split\(s\)", trained["cnn"]["stdout"])
 
 
 def test_runs_lists_the_run(root: Path, cnn: Path) -> None:

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from kaggle_kit.registry import Registry
 
-__all__ = ["Arg", "arg", "Command", "COMMANDS", "command", "run_args", "positive", "competition_arg",
-           "console"]
+__all__ = ["Arg", "arg", "Command", "COMMANDS", "command", "run_args", "cv_text", "best_choice", "pick_and_say",
+           "positive", "competition_arg", "console"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,39 @@ def run_args() -> tuple[Arg, Arg]:
     """``--best`` / ``--run RUN_ID``: which run a command uses (see ``runs.pick_run``)."""
     return (arg("--best", action="store_true", help="the run with the best CV (the default)"),
             arg("--run", metavar="RUN_ID", help="a specific run"))
+
+
+def cv_text(run: Any) -> str:
+    """A run's CV as ``0.9120 [0.8970, 0.9250] n=5000 images`` (just the score for an older run)."""
+    if run.cv_interval is not None:
+        return run.cv_interval.text()
+    return "-" if run.cv is None else f"{run.cv:.4f}"
+
+
+def best_choice(project: Any, competition: Any) -> tuple[Any, list[str]]:
+    """The run ``--best`` takes and the lines to show with it: why it was preferred (or why a
+    leak-aware run could not be), and whether its lead over the next run is inside the noise."""
+    from kaggle_kit.training.cv import lead_note
+    from kaggle_kit.training.runs import choose_best
+
+    choice = choose_best(project, competition)
+    notes = [choice.note] if choice.note else []
+    lead = lead_note(competition.scorer, choice.among)
+    if lead is not None and lead.inside_noise:
+        notes.append(lead.text())
+    return choice.run, notes
+
+
+def pick_and_say(project: Any, competition: Any, run_id: str | None, out: Any) -> Any:
+    """``--run <id>``'s record, else the run ``--best`` takes, its notes printed first."""
+    if run_id:
+        from kaggle_kit.training.runs import load_run
+
+        return load_run(project, competition.slug, run_id)
+    run, notes = best_choice(project, competition)
+    for note in notes:
+        out.print(f"[yellow]{note}[/]")
+    return run
 
 
 def positive(text: str) -> int:

@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 
 from kaggle_kit import interrupt
-from kaggle_kit.cli.base import arg, command, competition_arg, console, run_args
+from kaggle_kit.cli.base import arg, best_choice, command, competition_arg, console, cv_text, pick_and_say, run_args
 from kaggle_kit.data.augment import AUGMENTS
 from kaggle_kit.data.resize import RESIZERS
 from kaggle_kit.model.backbones import BACKBONES
@@ -161,8 +161,9 @@ def train_cmd(args: argparse.Namespace) -> int:
         for e in run.excluded[:5]:
             out.print(f"  {e['path']}: {e['reason']}")
     scores = "  ".join(f"{f.score:.4f}" for f in run.folds)
-    out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{run.cv:.4f}[/] over {run.n_splits} "
-              f"split(s) (folds: {scores}) in {run.seconds:.0f}s")
+    out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{cv_text(run)}[/] (95% interval, "
+              f"{'grouped' if run.grouped else 'ungrouped'} folds) over {run.n_splits} split(s) "
+              f"(folds: {scores}) in {run.seconds:.0f}s")
     return 0
 
 
@@ -180,13 +181,18 @@ def runs_cmd(args: argparse.Namespace) -> int:
     if not runs:
         out.print(f"no {'' if args.all else 'finished '}runs of {comp.slug} in {project.checkpoints / comp.slug}")
         return 0
-    table = Table("run", f"CV {comp.metric}", "folds", "backbone", "size", "time", "status", "submitted", box=None)
+    table = Table("run", f"CV {comp.metric} [95%]", "grouped", "folds", "backbone", "size", "time", "status",
+                  "submitted", box=None)
     for r in runs:
-        cv = f"{r.cv:.4f}" if r.cv is not None else "-"
         folds = f"{len(r.folds)}/{r.n_splits}" if r.n_splits else "-"
-        table.add_row(r.run_id, cv, folds, r.backbone, str(r.image_size), f"{r.seconds:.0f}s", r.status,
-                      str(len(r.submissions)))
+        table.add_row(r.run_id, cv_text(r), "yes" if r.grouped else "no", folds, r.backbone, str(r.image_size),
+                      f"{r.seconds:.0f}s", r.status, str(len(r.submissions)))
     out.print(table)
+    if any(r.status == "complete" and r.cv is not None for r in runs):
+        best, notes = best_choice(project, comp)
+        out.print(f"--best: {best.run_id}")
+        for note in notes:
+            out.print(f"[yellow]{note}[/]")
     return 0
 
 
@@ -197,14 +203,13 @@ def runs_cmd(args: argparse.Namespace) -> int:
              help="average with horizontally flipped images (default: the run's setting)"))
 def predict_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.prediction.predictor import make_submission
-    from kaggle_kit.training.runs import pick_run
     from kaggle_kit.progress import ProgressView
 
     project = _project()
     comp = project.competition(args.competition)
-    run = pick_run(project, comp, args.run)
     out = console()
+    run = pick_and_say(project, comp, args.run, out)
     with ProgressView(out) as view:
         path = make_submission(project, comp, run, tta=args.tta, reuse=False, report=view)
-    out.print(f"wrote {path} (run {run.run_id}, CV {comp.metric} {run.cv:.4f}); validated: every test id once")
+    out.print(f"wrote {path} (run {run.run_id}, CV {comp.metric} {cv_text(run)}); validated: every test id once")
     return 0

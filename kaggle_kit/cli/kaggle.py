@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from kaggle_kit.errors import KitError
-from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
+from kaggle_kit.cli.base import arg, command, competition_arg, console, pick_and_say, positive, run_args
 
 __all__ = []
 
@@ -59,15 +59,14 @@ def submit_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kaggle_kit.kaggle.client import KaggleClient
-    from kaggle_kit.training.runs import pick_run
     from kaggle_kit.kaggle.submit import submit_run
 
     if args.best and args.run:
         raise KitError("pass --best or --run <id>, not both")
     project = _project()
     competition = project.competition(args.competition)
-    run = pick_run(project, competition, args.run)
     out = console()
+    run = pick_and_say(project, competition, args.run, out)
     with out.status(f"submitting run {run.run_id} to {competition.slug} ..."):
         result = submit_run(project, competition, run, client=KaggleClient(), message=args.message,
                             dry_run=args.dry_run, csv=Path(args.file) if args.file else None)

@@ -139,7 +139,7 @@ def train_parallel(project: Project, competition: Competition, config: TrainConf
                for plan in plan_workers(run.todo(), workers, gpus=gpus, cpus=_cpus())])
         locked(Stage(message="scoring the out-of-fold predictions"))
         data = plan_data(project, competition, run.config)   # read back from the caches, quietly
-        return run.complete(data.manifest, data.splits)
+        return run.complete(data.manifest, data.splits, data.groups)
 
 
 def _check_shareable(config: TrainConfig, workers: int) -> None:

@@ -41,6 +41,7 @@ from kaggle_kit.data.manifest import Manifest
 from kaggle_kit.errors import KitError
 from kaggle_kit.events import DataReady, RunStarted
 from kaggle_kit.project import Project
+from kaggle_kit.training.cv import CVInterval, cv_interval
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
 
 __all__ = ["Run", "write_oof"]
@@ -114,14 +115,16 @@ class Run:
             self.save()
 
     # -- the end -------------------------------------------------------------------------------
-    def complete(self, manifest: Manifest, splits: Splits) -> RunRecord:
-        """Score the out-of-fold predictions (the CV), write ``oof.csv``, mark the run complete."""
+    def complete(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None = None) -> RunRecord:
+        """Score the out-of-fold predictions (the CV, with its interval over ``groups`` when the folds
+        were grouped, else over images), write ``oof.csv``, mark the run complete."""
         self.record.refresh_folds()
         missing = self.todo(range(len(splits)))
         if missing:
             raise KitError(f"{self.record.path}: fold(s) {', '.join(str(k + 1) for k in missing)} not trained; "
                            f"cannot complete run {self.record.run_id}")
-        self.record.cv = write_oof(self.record, self.competition, manifest, splits)
+        self.record.cv_interval = write_oof(self.record, self.competition, manifest, splits, groups)
+        self.record.cv = self.record.cv_interval.score
         self.record.status = "complete"
         self.save()
         return self.record
@@ -150,19 +153,24 @@ class Run:
             raise
 
 
-def write_oof(record: RunRecord, competition: Competition, manifest: Manifest, splits: Splits) -> float:
-    """Assemble the folds' out-of-fold predictions into ``oof.csv``; returns their score, the run's CV."""
+def write_oof(record: RunRecord, competition: Competition, manifest: Manifest, splits: Splits,
+              groups: Sequence[str] | None = None) -> CVInterval:
+    """Assemble the folds' out-of-fold predictions into ``oof.csv`` (with each image's ``group`` when
+    the folds were grouped); returns their score, the run's CV, with its bootstrap interval."""
     import pandas as pd
 
-    rows, y_all, p_all = [], [], []
+    rows, idx_all, p_all = [], [], []
     for k, (_, va) in enumerate(splits):
         proba = np.load(record.fold_dir(k) / "oof.npy")
         for i, p in zip(va, proba):
             rows.append({"id": manifest.ids[i], "fold": k, "label": competition.classes[manifest.labels[i]],
+                         **({} if groups is None else {"group": groups[i]}),
                          **{c: float(v) for c, v in zip(competition.classes, p)}})
-        y_all.append(manifest.labels[va])
+        idx_all.append(np.asarray(va))
         p_all.append(proba)
-    cv = round(competition.scorer(np.concatenate(y_all), np.concatenate(p_all)), 6)
+    idx = np.concatenate(idx_all)
+    interval = cv_interval(competition.scorer, np.asarray(manifest.labels)[idx], np.concatenate(p_all),
+                           None if groups is None else [groups[i] for i in idx])
     frame = pd.DataFrame(rows)
     atomic_write(record.path / "oof.csv", lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
-    return cv
+    return interval

@@ -25,11 +25,14 @@ from typing import Any
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
+from kaggle_kit.data.audit_record import load_audit
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
 from kaggle_kit.registry import unknown_message
+from kaggle_kit.training.cv import CVInterval
 
-__all__ = ["FoldResult", "RunRecord", "list_runs", "load_run", "best_run", "pick_run", "library_versions"]
+__all__ = ["FoldResult", "RunRecord", "Choice", "list_runs", "load_run", "choose_best", "best_run", "pick_run",
+           "library_versions"]
 
 
 @dataclass
@@ -57,6 +60,7 @@ class RunRecord:
     folds: list[FoldResult] = field(default_factory=list)
     n_splits: int = 0
     cv: float | None = None
+    cv_interval: CVInterval | None = None    # the CV's 95 % bootstrap interval (absent in older run.json)
     seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     excluded: list[dict[str, str]] = field(default_factory=list)
@@ -68,6 +72,8 @@ class RunRecord:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it
             value = TrainConfig.from_dict(value or {})
+        if name == "cv_interval" and isinstance(value, dict):
+            value = CVInterval.from_dict(value)
         super().__setattr__(name, value)
 
     # -- files ---------------------------------------------------------------------------------
@@ -88,6 +94,11 @@ class RunRecord:
     @property
     def image_size(self) -> int:
         return self.config.image_size
+
+    @property
+    def grouped(self) -> bool:
+        """The folds kept groups together (a plugin group column or ``--group-duplicates``)."""
+        return self.cv_interval.grouped if self.cv_interval is not None else self.config.group_duplicates
 
     def fold_done(self, k: int) -> bool:
         return any(f.fold == k for f in self.folds)
@@ -181,16 +192,52 @@ def load_run(project: Project, slug: str, run_id: str) -> RunRecord:
     return RunRecord.load(path)
 
 
-def best_run(project: Project, competition: Competition) -> RunRecord:
+@dataclass(frozen=True)
+class Choice:
+    """The run ``--best`` takes, the runs it was chosen among (best first) and, when the choice is
+    not simply the best CV or is suspect, one line saying why."""
+
+    run: RunRecord
+    among: list[RunRecord]
+    note: str = ""
+
+
+def choose_best(project: Project, competition: Competition) -> Choice:
+    """The best finished run by CV, except that a run whose folds were grouped (leak-aware) is
+    preferred when the saved audit found duplicate groups; the note says so, or why it could not."""
     runs = [r for r in list_runs(project, competition, complete_only=True) if r.cv is not None]
     if not runs:
         raise KitError(f"{project.checkpoints / competition.slug}: no finished run of {competition.slug} yet; "
                        f"train one with `kaggle-kit train {competition.slug}`")
-    return runs[0]
+    found = _audit_groups(project, competition)
+    if not found or runs[0].grouped:
+        return Choice(runs[0], runs)
+    grouped = [r for r in runs if r.grouped]
+    found_text = f"the audit found {found} duplicate group(s), so ungrouped CV reads optimistic"
+    if grouped:
+        pick, top = grouped[0], runs[0]
+        return Choice(pick, grouped, f"picked {pick.run_id} (CV {pick.cv:.4f}), the best run with grouped folds, "
+                                     f"over {top.run_id} (CV {top.cv:.4f}, ungrouped): {found_text}")
+    return Choice(runs[0], runs, f"{runs[0].run_id} has ungrouped folds and {found_text}; "
+                                 f"train with --group-duplicates")
+
+
+def _audit_groups(project: Project, competition: Competition) -> int:
+    """How many duplicate groups the saved audit found (0: none, or never inspected, or unreadable)."""
+    try:
+        audit = load_audit(project, competition)
+    except KitError:
+        return 0
+    return 0 if audit is None else len(audit.fold_groups) or len(audit.near_train)
+
+
+def best_run(project: Project, competition: Competition) -> RunRecord:
+    """The run ``--best`` takes (see :func:`choose_best`)."""
+    return choose_best(project, competition).run
 
 
 def pick_run(project: Project, competition: Competition, run_id: str | None) -> RunRecord:
-    """``--run <id>`` if given, else the best finished run by CV."""
+    """``--run <id>`` if given, else the best finished run (:func:`choose_best`)."""
     return load_run(project, competition.slug, run_id) if run_id else best_run(project, competition)
 
 

@@ -51,6 +51,7 @@ class Prepared:
     features: Any = None
     activations: Any = None         # frozen-layer outputs for phase 2 with ``finetune_from``
     warnings: list[str] = field(default_factory=list)
+    groups: list[str] | None = None  # the groups the splits kept together (None: split by image)
 
     def ready(self) -> DataReady:
         """The summary a run records (and a ``--parallel-folds`` prepare step sends its parent)."""
@@ -72,7 +73,7 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
         run.attach(prepared.ready())
         run.save()
         _train_each(project, competition, run, prepared, range(len(prepared.splits)), report)
-        return run.complete(prepared.manifest, prepared.splits)
+        return run.complete(prepared.manifest, prepared.splits, prepared.groups)
 
 
 def train_folds(project: Project, competition: Competition, run_id: str, folds: Sequence[int], *,
@@ -112,7 +113,7 @@ def plan_data(project: Project, competition: Competition, config: TrainConfig, r
     groups = group_labels(project, manifest, competition, config)
     splits = make_splits(manifest.labels, folds=config.folds, holdout=config.holdout, seed=config.seed,
                          groups=groups)
-    prepared = Prepared(manifest=manifest, splits=splits,
+    prepared = Prepared(manifest=manifest, splits=splits, groups=groups,
                         warnings=audit_warnings(project, competition, grouped=groups is not None))
     for warning in prepared.warnings:
         report(Warned(message=warning))

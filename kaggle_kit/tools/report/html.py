@@ -98,6 +98,8 @@ def render_page(context: Mapping[str, Any]) -> str:
 def section_summary(page: Page) -> dict[str, Any]:
     run, comp = page.run, page.competition
     cv = "–" if run.cv is None else f"{run.cv:.4f}"
+    if run.cv_interval is not None:
+        cv = f"{run.cv_interval.text()}, 95% bootstrap interval over {run.cv_interval.unit}"
     notes = [*run.warnings]
     if run.excluded:
         notes.append(f"{len(run.excluded)} unreadable image(s) left out (listed in run.json)")
@@ -108,6 +110,7 @@ def section_summary(page: Page) -> dict[str, Any]:
             ("competition", comp.slug), ("run", run.run_id), ("status", run.status),
             (f"CV {run.metric or comp.metric}", f"{cv} ({'higher' if run.direction == 'max' else 'lower'} is better)"),
             ("splits", f"{len(run.folds)}/{run.n_splits}" if run.n_splits else "–"),
+            ("folds grouped", "yes (copies kept on one side of every split)" if run.grouped else "no"),
             ("backbone", f"{run.backbone} at {run.image_size}px"), ("training images", str(run.train_size)),
             ("created", run.created), ("training time", f"{run.seconds:.0f}s"),
         ],
