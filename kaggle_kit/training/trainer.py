@@ -32,12 +32,12 @@ from kaggle_kit.data.cache import Cache
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
 from kaggle_kit.training.folds import make_splits
-from kaggle_kit.data.grouping import duplicate_groups
 from kaggle_kit.data.manifest import Manifest, build_manifest
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
 from kaggle_kit.training.schedules import SCHEDULES
 from kaggle_kit.model.features import backbone_features, backbone_outputs, features_from_activations, pretrained
+from kaggle_kit.model.similar import copy_groups
 
 Report = Callable[..., None]   # report(kind: str, **fields): progress for the CLI to draw
 
@@ -166,11 +166,11 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
 
 def group_labels(project: Project, manifest: Manifest, competition: Competition,
                  config: TrainConfig) -> list[str] | None:
-    """Groups that must not straddle a split: the plugin's group column or near-duplicate clusters."""
+    """Groups that must not straddle a split: the plugin's groups, or copies (hash and backbone features)."""
     if manifest.groups is not None:
         return list(manifest.groups)
     if config.group_duplicates:
-        return duplicate_groups(manifest, cache_dir=project.cache)
+        return copy_groups(project, manifest)
     return None
 
 
