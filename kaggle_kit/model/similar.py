@@ -52,11 +52,11 @@ def _orbit_mean(net, x: np.ndarray) -> np.ndarray:
 def orbit_features(project: Project, manifest: Manifest, *, size: int = SIZE,
                    report: events.Report = events.quiet) -> np.ndarray:
     """One L2-normalised float32 descriptor per manifest image (flip- and rotation-invariant), cached."""
+    report(events.Stage(message=f"describing {len(manifest)} images by backbone features (cached)"))
     from kaggle_kit.model.classifier import partial_backbone
 
     config = TrainConfig(backbone=BACKBONE, weights="imagenet", image_size=size, resize="stretch")
     cache = Cache(project.cache)
-    report(events.Stage(message=f"describing {len(manifest)} images by backbone features (cached)"))
     images = cache.images(manifest, size, "stretch")
     key = cache_key(v=1, images=images.path.name, backbone=BACKBONE, size=size, views="d8-mean")
     records = cached_outputs(project, config, "features", key, lambda model: partial_backbone(model, None), images,
