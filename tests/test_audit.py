@@ -66,7 +66,7 @@ def test_progress_is_reported_as_typed_events(project: Project) -> None:
 
     stages = [e.message for e in seen if isinstance(e, events.Stage)]
     assert stages == ["checking images", "hashing 5 images (cached for later audits)",
-                      "looking for duplicates and shortcuts"]
+                      "looking for duplicates and shortcuts", "describing 4 images by backbone features (cached)"]
     hashed = [e for e in seen if isinstance(e, events.Progress) and e.task == "hash"]
     assert hashed and (hashed[-1].done, hashed[-1].total) == (5, 5)
     assert {type(e) for e in seen} == {events.Stage, events.Progress}

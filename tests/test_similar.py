@@ -71,15 +71,36 @@ def test_turned_flipped_cropped_recoloured_copies_are_grouped_with_their_origina
         assert len(split_originals) <= 0.1 * ORIGINALS * 2
 
 
-def test_blockwise_search_finds_exactly_the_pairs_above_the_threshold() -> None:
+def test_blockwise_search_finds_exactly_the_pairs_above_the_threshold_and_the_background() -> None:
     rng = np.random.default_rng(0)
-    desc = rng.normal(size=(300, 16)).astype(np.float32)
+    desc = rng.normal(size=(300, 16))
+    desc[150:] += 2 * rng.normal(size=16)     # half the rows alike: a higher background
     desc /= np.linalg.norm(desc, axis=1, keepdims=True)
     scores = desc @ desc.T
-    want = {(int(i), int(j)) for i, j in zip(*np.nonzero(scores >= 0.6)) if i < j}
-    for block in (1, 300 * 7, 1 << 22):    # one row, seven rows, everything at once
-        i, j = similar_pairs(desc, 0.6, block_elements=block)
-        assert set(zip(i.tolist(), j.tolist())) == want
+    off = ~np.eye(300, dtype=bool)
+    median = np.array([np.median(scores[i][off[i]]) for i in range(300)])
+    for margin in (0.0, 0.3):
+        level = median + margin
+        want = {(int(i), int(j)) for i, j in zip(*np.nonzero(scores >= 0.6)) if i < j
+                and scores[i, j] >= max(level[i], level[j])}
+        assert want and (margin == 0.0 or any(i >= 150 for i, _ in want))
+        for block in (1, 300 * 7, 1 << 22):    # one row, seven rows, everything at once
+            i, j = similar_pairs(desc, 0.6, margin=margin, block_elements=block)
+            assert set(zip(i.tolist(), j.tolist())) == want, (margin, block)
+
+
+def test_images_that_all_look_alike_are_not_copies(tmp_path: Path) -> None:
+    """Random noise of random sizes: the network sees one texture (cosines up to 0.99), the hash none."""
+    project = Project(tmp_path)
+    rng = np.random.default_rng(6)
+    for c in ("a", "b"):
+        for k in range(15):
+            h, w = rng.integers(16, 48, 2)
+            path = project.data_root("copies") / "train" / c / f"{k}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    manifest = build_manifest(SET, project.data_root("copies"), "train", cache_dir=project.cache)
+    assert len(set(copy_groups(project, manifest))) >= 25
 
 
 def test_audit_warns_when_the_train_set_rests_on_few_originals(augmented) -> None:
