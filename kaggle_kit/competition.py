@@ -88,7 +88,7 @@ class Competition:
             try:
                 re.compile(self.group_pattern)
             except re.error as e:
-                raise KitError(f"{self.slug}: group_pattern {self.group_pattern!r} is not a regular expression "
+                raise KitError(f"{self.slug}: group_pattern r'{self.group_pattern}' is not a regular expression "
                                f"({e})") from None
 
     @property

@@ -162,7 +162,7 @@ def test_a_pattern_that_matches_no_file_name_is_one_line_naming_the_plugin(tmp_p
     comp = project.competition("cells")
     with pytest.raises(DataError) as e:
         build_manifest(comp, project.data_root("cells"), "train", cache_dir=project.cache)
-    assert str(e.value).startswith(f"{tmp_path / 'competitions' / 'cells.py'}: group_pattern '^cell(\\\\d+)-' "
+    assert str(e.value).startswith(f"{tmp_path / 'competitions' / 'cells.py'}: group_pattern r'^cell(\\d+)-' "
                                    f"matches none of the 60 train file names")
     assert "\n" not in str(e.value)
 
@@ -171,6 +171,6 @@ def test_a_bad_regex_is_one_line_naming_the_plugin(tmp_path: Path, kit_env) -> N
     project = _cells(tmp_path, r"_(\d+_")
     with pytest.raises(KitError) as e:
         project.competition("cells")
-    assert str(e.value).startswith(f"{tmp_path / 'competitions' / 'cells.py'}: cells: group_pattern '_(\\\\d+_' "
+    assert str(e.value).startswith(f"{tmp_path / 'competitions' / 'cells.py'}: cells: group_pattern r'_(\\d+_' "
                                    f"is not a regular expression (missing ), unterminated subpattern")
     assert "\n" not in str(e.value)

@@ -81,7 +81,7 @@ def group_pattern(competition: Competition, ids: Sequence[str]) -> tuple[str, ..
         out.append(f"{key}" if key is not None else f"image:{image_id}")
     if ids and not matched:
         example = ids[0].rsplit("/", 1)[-1]
-        raise DataError(f"{competition.source or competition.slug}: group_pattern {pattern!r} matches none of the "
+        raise DataError(f"{competition.source or competition.slug}: group_pattern r'{pattern}' matches none of the "
                         f"{len(ids)} train file names (e.g. {example!r})")
     return tuple(out)
 
