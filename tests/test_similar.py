@@ -71,6 +71,23 @@ def test_turned_flipped_cropped_recoloured_copies_are_grouped_with_their_origina
         assert len(split_originals) <= 0.1 * ORIGINALS * 2
 
 
+def test_train_group_duplicates_splits_by_the_copies_found(augmented) -> None:
+    """The trainer's folds with --group-duplicates: few originals straddle a split; without, nearly all."""
+    from kaggle_kit.training.trainer import prepare
+
+    project, source = augmented
+
+    def straddling(group_duplicates: bool) -> float:
+        config = SET.config(overrides={"group_duplicates": group_duplicates, "folds": 3, "backbone": "simple_cnn",
+                                       "weights": "none", "image_size": 16})
+        prepared = prepare(project, SET, config)
+        original = _original_of(prepared.manifest, source)
+        return max(len(set(original[tr]) & set(original[va])) for tr, va in prepared.splits) / ORIGINALS / 2
+
+    assert straddling(True) <= 0.1
+    assert straddling(False) >= 0.8
+
+
 def test_blockwise_search_finds_exactly_the_pairs_above_the_threshold_and_the_background() -> None:
     rng = np.random.default_rng(0)
     desc = rng.normal(size=(300, 16))
