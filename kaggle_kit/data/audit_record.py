@@ -33,8 +33,8 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError, DiskFullError, KitError
 from kaggle_kit.project import Project
 
-__all__ = ["AUDIT_FILE", "FEW_ORIGINALS", "Summary", "GroupStats", "Unreadable", "Cluster", "TrainCopy", "Shortcut", "Audit",
-           "save_audit", "audit_paths", "load_audit", "audit_warnings"]
+__all__ = ["AUDIT_FILE", "FEW_ORIGINALS", "Summary", "GroupStats", "Unreadable", "Cluster", "TrainCopy", "Shortcut",
+           "Audit", "save_audit", "audit_paths", "load_audit", "audit_warnings"]
 
 AUDIT_FILE = "audit.json"
 FEW_ORIGINALS = 0.5   # originals / images below this (two or more images per original on average): warn
