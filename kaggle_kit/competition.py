@@ -19,6 +19,7 @@ Example (``competitions/cervix.py``):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -72,6 +73,7 @@ class Competition:
     defaults: Mapping[str, Any] = field(default_factory=dict)    # TrainConfig fields for this competition
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "fast", "best", ...
     group_column: str | None = None   # a labels-CSV column that groups images of one original
+    group_pattern: str | None = None  # or a regex on the file name: its first group (else the match) is the key
     source: str = ""                  # the plugin file, filled in by the loader
 
     def __post_init__(self) -> None:
@@ -80,6 +82,14 @@ class Competition:
         if len(set(self.classes)) != len(self.classes):
             raise KitError(f"{self.slug}: class names repeat: {self.classes}")
         get_metric(self.metric)  # fails early, naming the known metrics
+        if self.group_pattern is not None:
+            if self.group_column:
+                raise KitError(f"{self.slug}: set group_column or group_pattern, not both")
+            try:
+                re.compile(self.group_pattern)
+            except re.error as e:
+                raise KitError(f"{self.slug}: group_pattern r'{self.group_pattern}' is not a regular expression "
+                               f"({e})") from None
 
     @property
     def scorer(self) -> Metric:

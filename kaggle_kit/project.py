@@ -110,8 +110,11 @@ class Project:
         try:
             return self.competitions[slug]
         except KeyError:
-            message = unknown_message("competition", slug, sorted(self.competitions))
             broken = self.plugins.errors
+            for error in broken:   # the plugin file named after the slug failed: its own error says why
+                if Path(error.split(":", 1)[0]).stem.replace("_", "-") == slug.replace("_", "-"):
+                    raise KitError(error) from None
+            message = unknown_message("competition", slug, sorted(self.competitions))
             if broken:
                 message += f"; {len(broken)} plugin(s) failed to load: " + "; ".join(broken)
             raise KitError(message) from None

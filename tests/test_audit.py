@@ -66,7 +66,8 @@ def test_progress_is_reported_as_typed_events(project: Project) -> None:
 
     stages = [e.message for e in seen if isinstance(e, events.Stage)]
     assert stages == ["checking images", "hashing 5 images (cached for later audits)",
-                      "looking for duplicates and shortcuts"]
+                      "looking for duplicates and shortcuts", "caching 4 images at 160px",
+                      "computing 4 image descriptors (8 views each) (cached for later runs)"]
     hashed = [e for e in seen if isinstance(e, events.Progress) and e.task == "hash"]
     assert hashed and (hashed[-1].done, hashed[-1].total) == (5, 5)
     assert {type(e) for e in seen} == {events.Stage, events.Progress}

@@ -481,6 +481,8 @@ def test_a_broken_plugin_does_not_hide_the_others(root: Path, tmp_path: Path) ->
                       "ModuleNotFoundError: No module named 'not_a_module_anywhere'"]
     runs = kit(project, "runs", "toy")               # the others still work
     assert runs.returncode == 0, runs.stderr
-    missing = kit(project, "runs", "broken")
-    assert missing.returncode == 1 and "1 plugin(s) failed to load: " in missing.stderr
-    assert len(missing.stderr.strip().splitlines()) == 1
+    missing = kit(project, "runs", "broken")         # the broken plugin's own slug: its own error
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == errors
+    other = kit(project, "runs", "nope")             # another unknown slug: the known ones, and the broken one
+    assert other.returncode == 1 and "1 plugin(s) failed to load: " in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1

@@ -13,7 +13,9 @@ __all__ = []
          competition_arg(),
          arg("--threshold", type=float, default=None,
              help="near-duplicates: at most this share of perceptual-hash signs differ (default 0.06)"),
-         arg("--show", type=int, default=10, metavar="N", help="rows listed per finding (audit.json has all)"))
+         arg("--show", type=int, default=10, metavar="N", help="rows listed per finding (audit.json has all)"),
+         arg("--hash-only", action="store_true",
+             help="find copies by perceptual hash only: no backbone pass, no count of the originals"))
 def inspect_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.tools.audit import run_audit, save_audit
     from kaggle_kit.project import Project
@@ -23,6 +25,7 @@ def inspect_cmd(args: argparse.Namespace) -> int:
     comp = project.competition(args.competition)
     out = console()
     options = {"threshold": args.threshold} if args.threshold is not None else {}
+    options["features"] = not args.hash_only
     with ProgressView(out) as view:
         audit = run_audit(project, comp, report=view, **options)
     path = save_audit(audit, project, comp)
@@ -66,8 +69,12 @@ def render_audit(out, audit, show: int = 10) -> None:
               f"{mixed} mixing classes")
     out.print(f"  test images with a train copy: {len(audit.test_copies)} of {n_test} ({exact_test} identical)")
     groups = audit.fold_groups
+    how = ("copies turned, flipped, cropped or recoloured, by backbone features" if audit.originals
+           else "copies shifted ~1%")
     out.print(f"  --group-duplicates would keep together: {len(groups)} group(s) of 2+ images, {sum(groups)} "
-              f"images, largest {max(groups, default=0)} (also joins copies shifted ~1%)")
+              f"images, largest {max(groups, default=0)} (also joins {how})")
+    if audit.originals:
+        out.print(f"  originals behind the {audit.train_count} train images: about {audit.originals}")
     if audit.test_copies:
         copies = Table("test image", "copy in train", "class", "differs", box=None, padding=(0, 2, 0, 4))
         for c in audit.test_copies[:show]:

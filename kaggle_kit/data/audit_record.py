@@ -33,10 +33,11 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError, DiskFullError, KitError
 from kaggle_kit.project import Project
 
-__all__ = ["AUDIT_FILE", "Summary", "GroupStats", "Unreadable", "Cluster", "TrainCopy", "Shortcut", "Audit",
-           "save_audit", "audit_paths", "load_audit", "audit_warnings"]
+__all__ = ["AUDIT_FILE", "FEW_ORIGINALS", "Summary", "GroupStats", "Unreadable", "Cluster", "TrainCopy", "Shortcut",
+           "Audit", "save_audit", "audit_paths", "load_audit", "audit_warnings"]
 
 AUDIT_FILE = "audit.json"
+FEW_ORIGINALS = 0.5   # originals / images below this (two or more images per original on average): warn
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +126,7 @@ class Audit:
     fold_groups: list[int]               # sizes of the groups of 2+ images --group-duplicates would form
     test_copies: list[TrainCopy]         # test images with a near (or exact) copy in train
     shortcuts: list[Shortcut]            # every property scored, flagged first (see find_shortcuts)
+    originals: int = 0                   # the groups --group-duplicates would form (0: not counted)
     saved_to: str = ""
 
     @property
@@ -152,11 +154,25 @@ class Audit:
             n = sum(len(c.ids) for c in self.near_train)
             out.append(f"{len(self.near_train)} near-duplicate cluster(s) hold {n} train images: copies on "
                        f"both sides of a split inflate CV; train with --group-duplicates")
+        few = self.few_originals(grouped=grouped)
+        if few:
+            out.append(few)
         mixed = [c for c in self.near_train if c.mixed]
         if mixed:
             eg = ", ".join(f"{i} '{lab}'" for i, lab in zip(mixed[0].ids[:2], mixed[0].labels[:2]))
             out.append(f"{len(mixed)} near-duplicate cluster(s) mix classes (e.g. {eg}): label noise")
         return out
+
+    def few_originals(self, *, grouped: bool = False) -> str:
+        """The warning when the train set rests on few originals (fewer than :data:`FEW_ORIGINALS` per
+        image), or ''. ``grouped``: the folds keep each original's copies together; CV is still noisy."""
+        n = self.train_count
+        if not (self.originals and n and self.originals / n < FEW_ORIGINALS):
+            return ""
+        head = f"about {self.originals:,} originals behind {n:,} images"
+        if grouped:
+            return f"{head}: CV rests on {self.originals:,} independent units and will read noisy"
+        return f"{head}: CV will read optimistic and noisy; train with --group-duplicates"
 
     def recommendations(self) -> list[str]:
         return ["kaggle-kit train --group-duplicates (near-duplicates stay on one side of every split)"

@@ -1,13 +1,24 @@
 """Groups of train images that must stay on one side of every split.
 
-Two sources: the plugin's group column (``Competition.group_column``, read from the labels CSV), and
-near-duplicate clusters of perceptual hashes (``--group-duplicates``). The manifest, the trainer and
-the audit all take their groups from here.
+Three sources: the plugin's group column (``Competition.group_column``, read from the labels CSV) or
+file-name pattern (``Competition.group_pattern``, a regex on each train file name), both read by the
+manifest (:func:`plugin_groups`); and near-duplicate clusters of perceptual hashes, which
+``--group-duplicates`` joins with copies found by backbone features (:mod:`kaggle_kit.model.similar`,
+one stage up, since the features live there).
+
+Example (a pattern: the first group of the match is the key; a name it does not match is its own group):
+    >>> from kaggle_kit.layouts import ClassFolders
+    >>> from kaggle_kit.competition import Submission
+    >>> comp = Competition(slug="cells", classes=("a", "b"), metric="accuracy", train=ClassFolders(),
+    ...                    submission=Submission(), group_pattern=r"_(\\d+)_")
+    >>> group_pattern(comp, ["a/_0_1234.jpeg", "b/_0_99.jpeg", "a/_7_5.jpeg", "a/other.jpeg"])
+    ('0', '0', '7', 'image:a/other.jpeg')
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -19,7 +30,7 @@ from kaggle_kit.project import Project
 if TYPE_CHECKING:   # the manifest reads its groups from here
     from kaggle_kit.data.manifest import Manifest
 
-__all__ = ["hash_cache", "duplicate_groups", "group_column"]
+__all__ = ["hash_cache", "duplicate_groups", "plugin_groups", "group_column", "group_pattern"]
 
 
 def hash_cache(cache_dir: Path, data_root: Path) -> Path:
@@ -42,6 +53,37 @@ def duplicate_groups(manifest: Manifest, *, cache_dir: Path | None = None,
     hashes = hash_files(manifest.paths, hash_cache(cache_dir, manifest.root))
     groups = near_graph(hashes.hashes, threshold, coarse=GROUP_COARSE_THRESHOLD).clusters(coarse=True)
     return [f"dup{n}" for n in groups]
+
+
+def plugin_groups(competition: Competition, root: Path, ids: Sequence[str]) -> tuple[str, ...] | None:
+    """The groups the plugin gives each train image id (its group column or file-name pattern), or None."""
+    if competition.group_pattern:
+        return group_pattern(competition, ids)
+    return group_column(competition, root, ids)
+
+
+def group_pattern(competition: Competition, ids: Sequence[str]) -> tuple[str, ...] | None:
+    """The key ``Competition.group_pattern`` finds in each train file name, or None without a pattern.
+
+    The key is the pattern's first group (the whole match when it has none); a name the pattern does not
+    match is its own group. A pattern that matches none of the names is a :class:`DataError` naming the
+    plugin: it is surely wrong.
+    """
+    pattern = competition.group_pattern
+    if not pattern:
+        return None
+    regex = re.compile(pattern)
+    out, matched = [], 0
+    for image_id in ids:
+        found = regex.search(image_id.rsplit("/", 1)[-1])
+        key = (found.group(1) if regex.groups else found.group(0)) if found else None
+        matched += key is not None
+        out.append(f"{key}" if key is not None else f"image:{image_id}")
+    if ids and not matched:
+        example = ids[0].rsplit("/", 1)[-1]
+        raise DataError(f"{competition.source or competition.slug}: group_pattern r'{pattern}' matches none of the "
+                        f"{len(ids)} train file names (e.g. {example!r})")
+    return tuple(out)
 
 
 def group_column(competition: Competition, root: Path, ids: Sequence[str]) -> tuple[str, ...] | None:

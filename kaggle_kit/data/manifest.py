@@ -34,7 +34,7 @@ import numpy as np
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError
-from kaggle_kit.data.grouping import group_column
+from kaggle_kit.data.grouping import plugin_groups
 from kaggle_kit.data.images import BadImage, ImageInfo, check_image
 from kaggle_kit.events import Tick
 
@@ -59,7 +59,7 @@ class Manifest:
     infos: tuple[ImageInfo, ...]
     excluded: tuple[Excluded, ...] = ()
     fingerprint: str = ""
-    groups: tuple[str, ...] | None = None   # an optional group per image (plugin group column)
+    groups: tuple[str, ...] | None = None   # an optional group per image (plugin group column or pattern)
     stats: dict = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
@@ -107,9 +107,7 @@ def build_manifest(competition: Competition, root: Path, split: Split, *, cache_
         raise DataError(f"{root}: none of the {len(items)} {split} images is readable")
     paths = [items[i].path for i in good]
     ids = tuple(items[i].id for i in good)
-    groups = None
-    if split == "train" and competition.group_column:  # the plugin's group column (see kaggle_kit.data.grouping)
-        groups = group_column(competition, root, ids)
+    groups = plugin_groups(competition, root, ids) if split == "train" else None   # see kaggle_kit.data.grouping
     return Manifest(split=split, root=root, ids=ids, paths=tuple(paths),
                     labels=labels, infos=tuple(checked[i] for i in good), excluded=excluded,
                     fingerprint=_fingerprint(paths), groups=groups)

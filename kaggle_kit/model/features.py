@@ -7,7 +7,7 @@ that changes them (images, backbone, weights, size, layer, flip) and read back f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,7 +18,20 @@ from kaggle_kit.data.manifest import Manifest
 from kaggle_kit.events import Progress, Report, Stage, quiet
 from kaggle_kit.project import Project
 
-__all__ = ["pretrained", "weights_id", "backbone_features", "backbone_outputs", "features_from_activations"]
+__all__ = ["pretrained", "weights_id", "backbone_features", "backbone_outputs", "features_from_activations",
+           "cached_outputs", "plain", "mirrored"]
+
+Pass = Callable[[Any, np.ndarray], np.ndarray]   # (network, float32 batch) -> its outputs for that batch
+
+
+def plain(net: Any, x: np.ndarray) -> np.ndarray:
+    """A pass over the images as they are."""
+    return net.predict_on_batch(x)
+
+
+def mirrored(net: Any, x: np.ndarray) -> np.ndarray:
+    """A pass over the horizontally mirrored images."""
+    return net.predict_on_batch(x[:, :, ::-1])
 
 def pretrained(config: TrainConfig) -> bool:
     """Whether the run's backbone starts from trained weights (its entry's fact and ``weights``)."""
@@ -51,8 +64,9 @@ def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: st
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
                     size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip)
     what = f"{backbone.name} features" if layer is None else f"{backbone.name} activations at {layer}"
-    return _cached_outputs(project, config, "features" if layer is None else "activations", key, what,
-                           lambda model: partial_backbone(model, layer), images, len(images), flip=flip, batch=64,
+    return cached_outputs(project, config, "features" if layer is None else "activations", key, what,
+                          lambda model: partial_backbone(model, layer), images, len(images),
+                          passes=(plain, mirrored) if flip else (plain,), batch=64,
                            meta={"n": len(images) * (2 if flip else 1), "backbone": backbone.name,
                                  "size": config.image_size, "layer": layer}, report=report)
 
@@ -65,18 +79,19 @@ def features_from_activations(project: Project, config: TrainConfig, activations
 
     key = cache_key(v=1, activations=activations.path.name, layer=config.finetune_from, n=n)
     what = f"{config.backbone} features (via {config.finetune_from})"
-    return _cached_outputs(project, config, "features", key, what,
-                           lambda model: upper_backbone(model, config.finetune_from),
-                           activations, n, flip=False, batch=256,
+    return cached_outputs(project, config, "features", key, what,
+                          lambda model: upper_backbone(model, config.finetune_from),
+                          activations, n, passes=(plain,), batch=256,
                            meta={"n": n, "backbone": config.backbone, "size": config.image_size,
                                  "via": config.finetune_from}, report=report)
 
 
-def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, what: str, network: Callable,
-                    source, n: int, *, flip: bool, batch: int, meta: dict, report: Report):
-    """``network(pretrained classifier)`` run over records 0..n-1 of ``source`` (then over their
-    mirror images with ``flip``) as float16, read from or written to the cache as ``kind``/``key``;
-    ``report`` hears a Stage naming ``what`` (``cached`` when read back) and the progress."""
+def cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, what: str, network: Callable,
+                   source, n: int, *, passes: Sequence[Pass], batch: int, meta: dict, report: Report = quiet):
+    """``network(pretrained classifier)`` run over records 0..n-1 of ``source`` once per pass (each
+    pass's records follow the previous pass's: ``(plain, mirrored)`` gives the mirror images as records
+    N..2N-1) as float16, read from or written to the cache as ``kind``/``key``; ``report`` hears a
+    Stage naming ``what`` (``cached`` when read back) and the progress."""
     from kaggle_kit.model.backbones import get_backbone
     from kaggle_kit.model.classifier import build_model
 
@@ -90,13 +105,11 @@ def _cached_outputs(project: Project, config: TrainConfig, kind: str, key: str, 
                               weights=config.weights, dropout=0.0, cache_dir=project.cache))
 
     def produce():
-        for mirrored in ([False, True] if flip else [False]):
+        for run_pass in passes:
             for start in range(0, n, batch):
                 interrupt.check()
                 x = source.read(range(start, min(start + batch, n))).astype(np.float32)
-                if mirrored:
-                    x = x[:, :, ::-1]
-                yield np.asarray(net.predict_on_batch(x), dtype=np.float16)  # eager calls peak ~3x the memory
+                yield np.asarray(run_pass(net, x), dtype=np.float16)  # eager calls peak ~3x the memory
                 report(Progress(task=kind, done=min(start + batch, n), total=n))
 
     with interrupt.deferred():    # Ctrl-C is raised between batches, never inside the network

@@ -27,11 +27,11 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.data.cache import Cache
 from kaggle_kit.data.audit_record import audit_warnings
-from kaggle_kit.data.grouping import duplicate_groups
 from kaggle_kit.data.manifest import Manifest, build_manifest
 from kaggle_kit.errors import KitError
 from kaggle_kit.events import DataReady, FoldDone, FoldSkipped, Report, Stage, Warned, quiet, ticker
 from kaggle_kit.model.features import backbone_features, backbone_outputs, features_from_activations, pretrained
+from kaggle_kit.model.similar import copy_groups
 from kaggle_kit.project import Project
 from kaggle_kit.training.folds import make_splits
 from kaggle_kit.training.phases import train_fold
@@ -110,7 +110,7 @@ def plan_data(project: Project, competition: Competition, config: TrainConfig, r
     report(Stage(message="checking images"))
     manifest = build_manifest(competition, project.data_root(competition.slug), "train", cache_dir=project.cache,
                               limit=config.limit, seed=config.seed, progress=ticker(report, "check"))
-    groups = group_labels(project, manifest, competition, config)
+    groups = group_labels(project, manifest, competition, config, report)
     splits = make_splits(manifest.labels, folds=config.folds, holdout=config.holdout, seed=config.seed,
                          groups=groups)
     prepared = Prepared(manifest=manifest, splits=splits, groups=groups,
@@ -139,12 +139,12 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
 
 
 def group_labels(project: Project, manifest: Manifest, competition: Competition,
-                 config: TrainConfig) -> list[str] | None:
-    """Groups that must not straddle a split: the plugin's group column or near-duplicate clusters."""
+                 config: TrainConfig, report: Report = quiet) -> list[str] | None:
+    """Groups that must not straddle a split: the plugin's groups, or copies (hash and backbone features)."""
     if manifest.groups is not None:
         return list(manifest.groups)
     if config.group_duplicates:
-        return duplicate_groups(manifest, cache_dir=project.cache)
+        return copy_groups(project, manifest, report=report)
     return None
 
 

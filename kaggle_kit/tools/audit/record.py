@@ -16,6 +16,7 @@ from kaggle_kit.data.grouping import hash_cache
 from kaggle_kit.data.images import ImageInfo
 from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.data.phash import DEFAULT_THRESHOLD, GROUP_COARSE_THRESHOLD, hash_files, near_graph
+from kaggle_kit.model.similar import copy_groups
 from kaggle_kit.project import Project
 from kaggle_kit.tools.audit.duplicates import clusters, exact_clusters, train_copies
 from kaggle_kit.tools.audit.shortcuts import find_shortcuts
@@ -24,8 +25,10 @@ __all__ = ["run_audit", "group_stats"]
 
 
 def run_audit(project: Project, competition: Competition, *, threshold: float = DEFAULT_THRESHOLD,
-              report: events.Report = events.quiet) -> Audit:
-    """Audit the competition's data (hashes are cached, so a second audit is fast); nothing is saved."""
+              features: bool = True, report: events.Report = events.quiet) -> Audit:
+    """Audit the competition's data (hashes and features are cached, so a second audit is fast); nothing
+    is saved. ``features``: also find copies by backbone features (:mod:`kaggle_kit.model.similar`), which
+    counts the originals behind the train set; without, groups come from the hashes alone."""
     root = project.data_root(competition.slug)
 
     def progress(task: str) -> Callable[[int, int], None]:
@@ -40,6 +43,10 @@ def run_audit(project: Project, competition: Competition, *, threshold: float = 
     names = competition.classes
     report(events.Stage(message="looking for duplicates and shortcuts"))
     graph = near_graph(h_train.hashes, threshold, coarse=GROUP_COARSE_THRESHOLD)
+    if features and len(train):
+        groups = np.unique(copy_groups(project, train, report=report), return_inverse=True)[1].ravel()
+    else:
+        groups = graph.clusters(coarse=True)
     return Audit(
         slug=competition.slug, data_root=str(root), created=time.strftime("%Y-%m-%d %H:%M:%S"),
         threshold=threshold, fingerprint=train.fingerprint,
@@ -48,7 +55,8 @@ def run_audit(project: Project, competition: Competition, *, threshold: float = 
         unreadable=[Unreadable(split=m.split, path=e.path, reason=e.reason) for m in (train, test) for e in m.excluded],
         exact_train=exact_clusters(train, h_train.digests, names),
         near_train=clusters(train, graph.clusters(), names),
-        fold_groups=sorted((int(n) for n in np.bincount(graph.clusters(coarse=True)) if n > 1), reverse=True),
+        fold_groups=sorted((int(n) for n in np.bincount(groups) if n > 1), reverse=True),
+        originals=int(len(np.unique(groups))) if features else 0,
         test_copies=train_copies(train, test, h_train, h_test, names, threshold),
         shortcuts=find_shortcuts(train.labels, train.infos, h_train.nbytes, names,
                                  test_infos=test.infos, test_nbytes=h_test.nbytes),
