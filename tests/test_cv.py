@@ -204,22 +204,24 @@ def test_best_prefers_grouped_folds_when_the_audit_found_groups(toy: Path) -> No
 
 # -- a real run --------------------------------------------------------------------------------------
 def test_training_reports_the_interval_over_its_groups(toy: Path) -> None:
-    """Three images copied: --group-duplicates keeps each with its copy, so 15 images are 12 units."""
+    """Three images copied: --group-duplicates keeps each with its copy, so the 15 images rest on at most
+    12 units (the toy's noisy solid colours are alike enough that feature similarity may join more)."""
     for i in range(3):
         shutil.copy(toy / "data/toy/train/green" / f"{i}.png", toy / "data/toy/train/green" / f"copy{i}.png")
     trained = kit(toy, "train", "toy", "--folds", "2", "--head-epochs", "1", "--epochs", "1", "--group-duplicates")
     assert trained.returncode == 0, trained.stderr
     [run] = run_dirs(toy)
     record = run_json(run)["cv_interval"]
-    assert record["unit"] == "groups" and record["units"] == 12
-    assert record["low"] <= run_json(run)["cv"] == record["score"] <= record["high"]
-    shown = f"{record['score']:.4f} [{record['low']:.4f}, {record['high']:.4f}] n=12 groups"
-    assert f"CV accuracy {shown} (95% interval, grouped folds)" in trained.stdout
     with (run / "oof.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 15 and len({r["group"] for r in rows}) == 12
-    assert {r["group"] for r in rows if r["id"] in ("green/0.png", "green/copy0.png")} == {
-        next(r["group"] for r in rows if r["id"] == "green/0.png")}
+    units = len({r["group"] for r in rows})
+    assert len(rows) == 15 and 2 <= units <= 12
+    assert record["unit"] == "groups" and record["units"] == units
+    assert record["low"] <= run_json(run)["cv"] == record["score"] <= record["high"]
+    shown = f"{record['score']:.4f} [{record['low']:.4f}, {record['high']:.4f}] n={units} groups"
+    assert f"CV accuracy {shown} (95% interval, grouped folds)" in trained.stdout
+    for i in range(3):                            # every copy shares its original's group
+        assert len({r["group"] for r in rows if r["id"] in (f"green/{i}.png", f"green/copy{i}.png")}) == 1
     listed = kit(toy, "runs", "toy")
     row = next(line for line in listed.stdout.splitlines() if run.name in line)
     assert INTERVAL.search(row).group(0) == shown and " yes " in row
