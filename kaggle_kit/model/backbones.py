@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kaggle_kit.errors import KitError
+from kaggle_kit.model.model_files import inspect_model_file, load_backbone_file, looks_like_path
 from kaggle_kit.registry import Registry
 
-__all__ = ["Backbone", "BACKBONES", "backbone", "get_backbone", "list_backbones", "resolve_weights"]
+__all__ = ["Backbone", "BACKBONES", "backbone", "get_backbone", "file_backbone", "list_backbones", "resolve_weights"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,13 @@ class Backbone:
     pretrained: bool = True              # ImageNet weights exist (weights="imagenet" loads them)
     feature_width: int | None = None     # length of the pooled feature vector, when known
     description: str = ""
+    fingerprint: str = ""                # a model file's identity, for cache keys ("" for registered entries)
+    label: str = ""                      # a short name for run ids ("" means the name)
+
+    @property
+    def short_name(self) -> str:
+        """The name as run ids carry it: the entry's name, or a model file's stem."""
+        return self.label or self.name
 
     def build(self, image_size: int, weights: str, cache_dir: Path):
         """A model from preprocessed (image_size, image_size, 3) input to pooled features."""
@@ -103,7 +111,19 @@ def backbone(b: Backbone) -> Backbone:
 
 
 def get_backbone(name: str) -> Backbone:
-    return BACKBONES.get(name)
+    """The registered backbone ``name``, or one made from a Keras model file or folder when ``name`` is a
+    path (see :mod:`kaggle_kit.model.model_files`); an unknown name lists the known ones."""
+    if name in BACKBONES or not looks_like_path(name):
+        return BACKBONES.get(name)
+    return file_backbone(name)
+
+
+def file_backbone(path: str) -> Backbone:
+    """A backbone entry for the Keras model file (or folder holding one) at ``path``, checked now."""
+    found = inspect_model_file(path)
+    return Backbone(name=path, builder=partial(load_backbone_file, found.path), preprocess="raw", min_size=1,
+                    fingerprint=found.fingerprint, label=found.label,
+                    description=f"the Keras model in {found.path}")
 
 
 def list_backbones(*, pretrained: bool | None = None) -> list[str]:
