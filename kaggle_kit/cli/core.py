@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from kaggle_kit import interrupt
 from kaggle_kit.cli.base import arg, command, competition_arg, console, run_args
@@ -30,10 +31,14 @@ def one_of(registry: Registry) -> dict:
 
 
 def _backbone_arg(value: str) -> str:
-    """A registered backbone, or a path (checked, like every option, by ``TrainConfig.validate``)."""
-    if value not in BACKBONES and not looks_like_path(value):
+    """A registered backbone, or a path: made absolute when it exists, so ``run.json`` (and a resume or a
+    fold worker started elsewhere) finds it; checked, like every option, by ``TrainConfig.validate``."""
+    if value in BACKBONES:
+        return value
+    if not looks_like_path(value):
         raise argparse.ArgumentTypeError(unknown_message(BACKBONES.kind, value, BACKBONES.names()))
-    return value
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value
 
 
 def _run_ids(project, slug: str) -> set[str]:
