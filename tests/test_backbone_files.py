@@ -146,3 +146,12 @@ def test_the_cli_refuses_a_missing_file_in_one_line(root: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines == ["error: models/missing.keras: backbone file or folder not found"], result.stderr
+
+
+def test_the_cli_records_an_existing_path_absolute(root: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaggle_kit.cli.core import _backbone_arg
+
+    monkeypatch.chdir(root)
+    assert _backbone_arg("models/my cnn.keras") == str(model_file.resolve())
+    assert _backbone_arg("models/missing.keras") == "models/missing.keras"    # validate names it as given
+    assert _backbone_arg("efficientnet_lite1") == "efficientnet_lite1"
