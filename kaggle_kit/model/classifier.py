@@ -61,7 +61,7 @@ def build_model(backbone: Backbone, *, n_classes: int, image_size: int, weights:
     base = backbone.build(image_size, weights, cache_dir)
     features = base(x)
     outputs = _head(features, n_classes, dropout)
-    return keras.Model(inputs, outputs, name=f"{backbone.name}_classifier")
+    return keras.Model(inputs, outputs, name=f"{backbone.short_name}_classifier")
 
 
 def _head(features, n_classes: int, dropout: float):

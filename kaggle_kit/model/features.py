@@ -61,9 +61,10 @@ def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: st
     from kaggle_kit.model.classifier import partial_backbone
 
     backbone = get_backbone(config.backbone)
+    file = {"file": backbone.fingerprint} if backbone.fingerprint else {}   # a model file: its contents count
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
-                    size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip)
-    what = f"{backbone.name} features" if layer is None else f"{backbone.name} activations at {layer}"
+                    size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip, **file)
+    what = f"{backbone.short_name} features" if layer is None else f"{backbone.short_name} activations at {layer}"
     return cached_outputs(project, config, "features" if layer is None else "activations", key, what,
                           lambda model: partial_backbone(model, layer), images, len(images),
                           passes=(plain, mirrored) if flip else (plain,), batch=64,

@@ -40,6 +40,7 @@ from kaggle_kit.config import TrainConfig
 from kaggle_kit.data.manifest import Manifest
 from kaggle_kit.errors import KitError
 from kaggle_kit.events import DataReady, RunStarted
+from kaggle_kit.model.backbones import get_backbone
 from kaggle_kit.project import Project
 from kaggle_kit.training.cv import CVInterval, cv_interval
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
@@ -65,7 +66,8 @@ class Run:
     def create(cls, project: Project, competition: Competition, config: TrainConfig) -> "Run":
         """A new run of ``config``, status running (a misspelt name fails now, before any folder)."""
         config.validate()
-        record = RunRecord.create(project, competition.slug, backbone=config.backbone, config=config,
+        record = RunRecord.create(project, competition.slug, backbone=get_backbone(config.backbone).short_name,
+                                  config=config,
                                   classes=list(competition.classes), metric=competition.metric,
                                   direction=competition.scorer.direction, versions=library_versions())
         return cls(project, competition, record, resumed=False)

