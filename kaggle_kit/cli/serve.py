@@ -8,6 +8,17 @@ from kaggle_kit.cli.base import arg, command, competition_arg, console, positive
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def milliseconds(text: str) -> float:
+    """An argparse type: 0 or more milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds, not {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or more milliseconds, not {text}")
+    return value
+
+
 @command("serve", "serve a run's fold ensemble over HTTP: POST /predict, GET /health, GET /info",
          competition_arg(),
          *run_args(),
@@ -23,17 +34,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
                   "request alone (default 5)"),
          arg("--max-batch", type=positive, metavar="N", help="most images in one model call (default 32)"),
          arg("--no-batch", action="store_true", help="no batching: the same as --batch-window 0"))
-def milliseconds(text: str) -> float:
-    """An argparse type: 0 or more milliseconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of milliseconds, not {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or more milliseconds, not {text}")
-    return value
-
-
 def serve_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.events import Event, ServerReady
     from kaggle_kit.project import Project
