@@ -74,8 +74,8 @@ def coloured(channel: int, side: int, seed: int) -> np.ndarray:
     return rgb
 
 
-def train_run(work: Path, quick: bool) -> tuple[Path, str, str]:
-    """A synthetic competition in ``work`` and a 2-fold run trained on it; (home, slug, run id)."""
+def train_run(work: Path, quick: bool) -> tuple[Path, str, str | None]:
+    """A synthetic competition in ``work`` and a 2-fold run trained on it; (home, slug, None: its only run)."""
     shutil.rmtree(work, ignore_errors=True)
     (work / "competitions").mkdir(parents=True)
     (work / "competitions" / "servebench.py").write_text(PLUGIN)
@@ -93,15 +93,15 @@ def train_run(work: Path, quick: bool) -> tuple[Path, str, str]:
                          text=True)
     if out.returncode != 0:
         sys.exit(f"training failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    runs = sorted(p.name for p in (work / "runs" / "servebench").iterdir() if (p / "run.json").is_file())
-    return work, "servebench", runs[-1]
+    return work, "servebench", None
 
 
 class Server:
     """``kaggle-kit serve`` in a subprocess on a free port; ``stop()`` is Ctrl-C."""
 
-    def __init__(self, home: Path, slug: str, run: str, extra: list[str]) -> None:
-        self.process = subprocess.Popen([str(KIT), "serve", slug, "--run", run, "--port", "0", *extra], cwd=home,
+    def __init__(self, home: Path, slug: str, run: str | None, extra: list[str]) -> None:
+        which = ["--run", run] if run else ["--best"]
+        self.process = subprocess.Popen([str(KIT), "serve", slug, *which, "--port", "0", *extra], cwd=home,
                                         env={**os.environ, "KAGGLE_KIT_HOME": str(home), "PYTHONUNBUFFERED": "1"},
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines: queue.Queue[str] = queue.Queue()
@@ -115,6 +115,7 @@ class Server:
             self.stop()
             sys.exit(f"serve did not start: {self.banner!r}")
         self.url = found.group(1)
+        self.run_id = requests.get(self.url + "/info", timeout=60).json()["run_id"]
 
     def stats(self) -> dict:
         return requests.get(self.url + "/stats", timeout=60).json()
@@ -163,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         home, slug, run = args.home, args.competition, args.run
     else:
         home, slug, run = train_run(args.work, args.quick)
-    log(f"run {run} ({slug}); {args.rounds} round(s) of {args.requests} requests at concurrency {args.concurrency}")
     servers = {"on": Server(home, slug, run, []), "off": Server(home, slug, run, ["--no-batch"])}
+    run = servers["on"].run_id
+    log(f"run {run} ({slug}); {args.rounds} round(s) of {args.requests} requests at concurrency {args.concurrency}")
     try:
         for mode, server in servers.items():
             log(f"batching {mode}: {server.banner.strip()}")
