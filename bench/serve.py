@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", help="the run id to serve")
     p.add_argument("--work", type=Path, default=Path("/tmp/kkbench/serve"), help="scratch project for the trained run")
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--batch-window", help="the batching server's --batch-window in ms (default: serve's default)")
     p.add_argument("--requests", type=int, default=200, help="requests per server per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="a smoke run: tiny model, 24 requests, 1 round")
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         home, slug, run = args.home, args.competition, args.run
     else:
         home, slug, run = train_run(args.work, args.quick)
-    servers = {"on": Server(home, slug, run, []), "off": Server(home, slug, run, ["--no-batch"])}
+    window = ["--batch-window", args.batch_window] if args.batch_window else []
+    servers = {"on": Server(home, slug, run, window), "off": Server(home, slug, run, ["--no-batch"])}
     run = servers["on"].run_id
     log(f"run {run} ({slug}); {args.rounds} round(s) of {args.requests} requests at concurrency {args.concurrency}")
     try:

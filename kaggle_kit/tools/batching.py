@@ -1,9 +1,12 @@
 """Batching for ``serve``: concurrent single-image requests become one model call.
 
 A request thread hands its (decoded, resized) image to :class:`Batcher` and waits. One worker thread
-takes the oldest waiting image, collects the others that arrive within ``window_ms`` of it (or are
-already waiting, up to ``max_batch``), and runs them as one batch: a request waits at most the window
-before its batch starts. Requests that ask for different ``tta`` settings run as separate calls. When a
+takes the oldest waiting image and collects, for at most ``window_ms`` from that moment, the images
+already waiting and those that arrive, up to ``max_batch``; then it runs them as one batch. So a request
+waits at most one window for its batch to fill, besides the time the worker spends on earlier batches.
+The window opens when the worker is free, not when the oldest image arrived: under load, the requests
+answered by the last batch send their next images within the window and join the next batch, instead
+of the clients settling into two half-size groups that take turns. Requests that ask for different ``tta`` settings run as separate calls. When a
 batched call raises, each of its images is run again alone, so one image the model cannot handle fails
 only its own request. :meth:`Batcher.close` refuses new work, runs everything already queued, and joins
 the worker.
@@ -89,7 +92,6 @@ class BatchStats:
 class _Item:
     image: np.ndarray
     tta: bool
-    arrived: float
     future: Future = field(default_factory=Future)
 
 
@@ -113,7 +115,7 @@ class Batcher:
 
     def submit(self, image: np.ndarray, *, tta: bool) -> np.ndarray:
         """The probabilities for one image, once its batch has run; raises what its own call raised."""
-        item = _Item(image, tta, time.monotonic())
+        item = _Item(image, tta)
         with self._lock:
             if self._closed:
                 raise ShuttingDown("the service is shutting down: send the request again once it is back")
@@ -146,10 +148,10 @@ class Batcher:
                 return
 
     def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
-        """``first`` and what joins it: whatever arrives until ``first``'s window ends, and whatever is
-        already queued when it has ended; ``True`` when the stop mark was reached."""
+        """``first`` and what joins it within the window (from now: the worker has just taken ``first``);
+        ``True`` when the stop mark was reached."""
         batch = [first]
-        deadline = first.arrived + self.batching.window_ms / 1000
+        deadline = time.monotonic() + self.batching.window_ms / 1000
         while len(batch) < self.batching.max_batch:
             remaining = deadline - time.monotonic()
             try:
