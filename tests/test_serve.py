@@ -26,7 +26,7 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
 from kaggle_kit.tools.batching import Batching
-from kaggle_kit.tools.serve import create_app, serve
+from kaggle_kit.tools.serve import close_app, create_app, serve
 
 CLASSES = ("red", "green", "blue")
 MAX_BYTES = 16384
@@ -280,6 +280,7 @@ def test_without_batching_every_request_is_its_own_model_call(toy: Toy, predicto
     assert client.get("/stats").json == {"requests": 9, "model_calls": 9, "largest_batch": 1, "pending": 0,
                                          "batch_window_ms": 0, "max_batch": 1}
     assert client.get("/info").json["batch_window_ms"] == 0
+    close_app(app)
 
 
 def test_an_unknown_run_is_a_one_line_error(toy: Toy, monkeypatch: pytest.MonkeyPatch,

@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a servi
     from kaggle_kit.prediction.predictor import Predictor
     from kaggle_kit.training.runs import RunRecord
 
-__all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "batching_info", "parse_top_k",
+__all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "batching_info", "close_app", "parse_top_k",
            "parse_flag", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TOP_K", "DEFAULT_MAX_BYTES", "DEFAULT_THREADS"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -56,6 +56,7 @@ DEFAULT_PORT = 8000
 DEFAULT_TOP_K = 3
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_THREADS = 16   # request threads mostly wait for their batch: enough for batches to form
+CLASSIFIER = "kaggle-kit classifier"   # the app's Classifier, in app.extensions
 TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 class RequestError(KitError):
@@ -172,8 +173,7 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
                tta: bool = False, batching: Batching = Batching()) -> "Flask":
     """A Flask app serving ``predictor`` (warmed up first); ``top_k`` and ``tta`` are the defaults a request
     can change, ``max_bytes`` the largest request body accepted (larger ones get 413), ``batching`` how
-    concurrent requests share model calls. ``app.extensions["kaggle_kit.classifier"].close()`` drains
-    the batches when the app is done."""
+    concurrent requests share model calls. :func:`close_app` stops its batch worker when it is done."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
@@ -189,7 +189,7 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
         raise
     info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes, batching=batching)
     app = Flask("kaggle_kit.tools.serve")
-    app.extensions["kaggle_kit.classifier"] = classifier
+    app.extensions[CLASSIFIER] = classifier
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     app.json.sort_keys = False
 
@@ -249,6 +249,11 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
     return app
 
 
+def close_app(app: "Flask") -> None:
+    """Stop the batch worker of an app from :func:`create_app`, after answering the images it holds."""
+    app.extensions[CLASSIFIER].close()
+
+
 def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = DEFAULT_TOP_K,
           max_bytes: int = DEFAULT_MAX_BYTES, tta: bool | None = None, threads: int = DEFAULT_THREADS,
           batching: Batching = Batching(), report: events.Report = events.quiet) -> None:
@@ -264,7 +269,6 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
     if threads < 1:
         raise KitError(f"threads must be at least 1, not {threads}")
     app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta, batching=batching)
-    classifier: Classifier = app.extensions["kaggle_kit.classifier"]
     try:
         try:
             # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413
@@ -283,4 +287,4 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
         finally:
             server.close()
     finally:
-        classifier.close()   # then the batcher answers whatever is still queued
+        close_app(app)   # then the batcher answers whatever is still queued
