@@ -210,3 +210,12 @@ class ServerReady(Event):
     tta: bool
     top_k: int
     max_bytes: int
+    batch_window_ms: float = 0.0   # 0: every request runs alone
+    max_batch: int = 1
+
+    @property
+    def batching(self) -> str:
+        """``batching up to 32 requests within 5 ms``, or ``batching off``."""
+        if self.batch_window_ms <= 0 or self.max_batch <= 1:
+            return "batching off"
+        return f"batching up to {self.max_batch} requests within {self.batch_window_ms:g} ms"

@@ -188,6 +188,6 @@ class ProgressView:
         self._print(f"[yellow]warning:[/] {escape(e.message)}")
 
     def _server(self, e: events.ServerReady) -> None:
-        self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.folds} fold model(s), tta {'on' if e.tta else 'off'}) "
-                    f"on [bold]{escape(e.url)}[/]")
+        self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.folds} fold model(s), tta {'on' if e.tta else 'off'}, "
+                    f"{e.batching}) on [bold]{escape(e.url)}[/]")
         self._print(f"try: curl -F image=@picture.png '{escape(e.url)}/predict?k={e.top_k}'   (Ctrl-C stops)")

@@ -27,7 +27,8 @@ SAMPLES: list[events.Event] = [
     events.FoldSkipped(fold=0),
     events.FoldDone(fold=4, folds=5, score=0.25),
     events.Warned(message="a [bracketed] path"),
-    events.ServerReady(url="http://127.0.0.1:8000", run_id="r1", folds=2, tta=True, top_k=3, max_bytes=100),
+    events.ServerReady(url="http://127.0.0.1:8000", run_id="r1", folds=2, tta=True, top_k=3, max_bytes=100,
+                       batch_window_ms=5.0, max_batch=32),
 ]
 
 
@@ -75,7 +76,7 @@ def test_every_event_renders_without_a_terminal(jupyter: bool) -> None:
                      "fold 1 phase 1 (head on frozen backbone): 1 epochs in 0s, best val_score 0.5000 (epoch 1)",
                      "fold 2: resuming phase 2 at epoch 4", "fold 1: already finished, kept",
                      "fold 5/5 done: score 0.2500", "warning: a [bracketed] path",
-                     "serving r1 (2 fold model(s), tta on) on http://127.0.0.1:8000"):
+                     "serving r1 (2 fold model(s), tta on, batching up to 32 requests within 5 ms) on http://127.0.0.1:8000"):
         assert expected in text
     if not jupyter:
         assert out.getvalue() == text             # a file gets exactly the lines

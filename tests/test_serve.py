@@ -20,13 +20,17 @@ import pytest
 import requests
 
 from kaggle_kit.cli import main
+from kaggle_kit.data.images import decode_rgb
+from kaggle_kit.data.resize import resize
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
-from kaggle_kit.tools.serve import serve
+from kaggle_kit.tools.batching import Batching
+from kaggle_kit.tools.serve import close_app, create_app, serve
 
 CLASSES = ("red", "green", "blue")
 MAX_BYTES = 16384
+WINDOW_MS = 50   # wide, so that requests sent together reliably share a batch on a busy machine
 RED = np.full((40, 40, 3), (230, 20, 20), np.uint8)  # a clearly red picture, bigger than the training ones
 PLUGIN = '''from kaggle_kit.competition import Competition, Submission
 from kaggle_kit.layouts import ClassFolders, TestFolder
@@ -98,7 +102,8 @@ def server(toy: Toy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     env = {**os.environ, "KAGGLE_KIT_HOME": str(toy.root), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as err:  # SIGINT as the default: a shell may start pytest with it ignored
         process = subprocess.Popen([str(script), "serve", "toy", "--run", toy.run.run_id, "--port", "0",
-                                    "--max-bytes", str(MAX_BYTES)], cwd=toy.root, env=env,
+                                    "--max-bytes", str(MAX_BYTES), "--batch-window", str(WINDOW_MS)],
+                                   cwd=toy.root, env=env,
                                    stdout=subprocess.PIPE, stderr=err, text=True,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue[str] = queue.Queue()
@@ -111,7 +116,7 @@ def server(toy: Toy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     found = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
     try:
         assert found, f"no URL in {first!r}; stderr: {log.read_text()[-2000:]}"
-        assert toy.run.run_id in first
+        assert toy.run.run_id in first and f"batching up to 32 requests within {WINDOW_MS} ms" in first
         yield Server(found.group(1), process)
         process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
         assert process.wait(timeout=30) == 0
@@ -156,7 +161,8 @@ def test_health_and_info_describe_the_run(server: Server, toy: Toy) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert info == {"competition": "toy", "run_id": toy.run.run_id, "classes": list(CLASSES), "cv": toy.run.cv,
                     "metric": "accuracy", "direction": "max", "backbone": "simple_cnn", "image_size": 16,
-                    "resize": "stretch", "folds": 2, "top_k": 3, "tta": True, "max_bytes": MAX_BYTES}
+                    "resize": "stretch", "folds": 2, "top_k": 3, "tta": True, "max_bytes": MAX_BYTES,
+                    "batch_window_ms": WINDOW_MS, "max_batch": 32}
 
 
 @pytest.mark.parametrize("request_kw, status, message", [
@@ -198,15 +204,83 @@ def test_unknown_routes_and_methods_answer_json(server: Server) -> None:
     assert wrong_method.json() == {"error": "Method Not Allowed: GET /predict"}
 
 
-def test_concurrent_requests_all_succeed_with_identical_answers(server: Server) -> None:
-    images = [png(coloured(c, side=32, seed=50 + c)) for c in range(3)]
-    expected = [server.post(data=img).json() for img in images]
+@pytest.fixture(scope="module")
+def predictor(toy: Toy):
+    from kaggle_kit.prediction.predictor import Predictor
+
+    return Predictor.from_run(toy.run)
+
+
+def unbatched(predictor, data: bytes, tta: bool = True) -> dict[str, float]:
+    """The probabilities of one image predicted alone, in this process: the reference for the service."""
+    x = resize(decode_rgb(data), predictor.image_size, predictor.resize)
+    return dict(zip(predictor.classes, predictor.predict_batch(x[None], tta=tta)[0]))
+
+
+def probabilities(answer: requests.Response) -> dict[str, float]:
+    assert answer.status_code == 200, answer.text
+    return {p["class"]: p["probability"] for p in answer.json()["predictions"]}
+
+
+def assert_same(got: dict[str, float], want: dict[str, float]) -> None:
+    assert got.keys() == want.keys()
+    assert all(abs(got[c] - want[c]) <= 1e-6 for c in want), (got, want)
+
+
+def test_concurrent_requests_share_model_calls_and_match_unbatched_predictions(server: Server,
+                                                                               predictor) -> None:
+    images = [png(coloured(i % 3, side=32, seed=50 + i)) for i in range(6)]
+    want = [unbatched(predictor, img) for img in images]
+    before = server.get("/stats").json()
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda i: (i % 3, server.post(data=images[i % 3])), range(24)))
+        answers = list(pool.map(lambda i: (i % 6, server.post(data=images[i % 6])), range(32)))
 
-    assert all(a.status_code == 200 for _, a in answers)
-    assert all(a.json() == expected[c] for c, a in answers)
+    for i, answer in answers:
+        assert_same(probabilities(answer), want[i])
+    after = server.get("/stats").json()
+    requests_made = after["requests"] - before["requests"]
+    calls_made = after["model_calls"] - before["model_calls"]
+    assert requests_made == 32
+    assert calls_made < requests_made and after["largest_batch"] > 1
+    assert after["batch_window_ms"] == WINDOW_MS and after["pending"] == 0
+
+
+def test_a_bad_image_in_a_batch_gets_its_own_4xx_and_the_others_succeed(server: Server, predictor,
+                                                                         header_bomb) -> None:
+    good = [png(coloured(c, side=32, seed=70 + c)) for c in range(3)]
+    bad = {"truncated": (png(coloured(0))[:60], 400, "truncated PNG"),
+           "text": (b"not an image, just text\n", 400, "not a usable image"),
+           "bomb": (header_bomb(), 413, "image too large")}
+    sent = [("good", i, good[i % 3]) for i in range(12)] + [(name, 0, body) for name, (body, _, _) in bad.items()]
+    sent = sent[::2] + sent[1::2]  # the bad ones among the good
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda item: (item[0], item[1], server.post(data=item[2])), sent))
+
+    for name, i, answer in answers:
+        if name == "good":
+            assert_same(probabilities(answer), unbatched(predictor, good[i % 3]))
+        else:
+            _, status, message = bad[name]
+            assert answer.status_code == status and message in answer.json()["error"]
+
+
+def test_without_batching_every_request_is_its_own_model_call(toy: Toy, predictor) -> None:
+    app = create_app(predictor, tta=True, batching=Batching.off())
+    client = app.test_client()
+    images = [png(coloured(c, side=32, seed=90 + c)) for c in range(3)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda i: (i % 3, client.post("/predict", data=images[i % 3])), range(9)))
+
+    for i, answer in answers:
+        got = {p["class"]: p["probability"] for p in answer.json["predictions"]}
+        assert_same(got, unbatched(predictor, images[i]))
+    assert client.get("/stats").json == {"requests": 9, "model_calls": 9, "largest_batch": 1, "pending": 0,
+                                         "batch_window_ms": 0, "max_batch": 1}
+    assert client.get("/info").json["batch_window_ms"] == 0
+    close_app(app)
 
 
 def test_an_unknown_run_is_a_one_line_error(toy: Toy, monkeypatch: pytest.MonkeyPatch,

@@ -10,6 +10,17 @@ __all__ = []
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def milliseconds(text: str) -> float:
+    """An argparse type: 0 or more milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds, not {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or more milliseconds, not {text}")
+    return value
+
+
 @command("serve", "serve a run's fold ensemble over HTTP: POST /predict, GET /health, GET /info",
          competition_arg(),
          *run_args(),
@@ -19,10 +30,16 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
          arg("--max-bytes", type=positive, help="largest request body accepted, in bytes (default 20 MiB)"),
          arg("--tta", action=argparse.BooleanOptionalAction, default=None,
              help="average with the flipped image unless a request sets tta (default: the run's setting)"),
-         arg("--threads", type=positive, help="worker threads handling requests (default 4)"))
+         arg("--threads", type=positive, help="worker threads handling requests (default 16)"),
+         arg("--batch-window", type=milliseconds, metavar="MS",
+             help="collect concurrent requests for up to MS milliseconds into one model call; 0 runs each "
+                  "request alone (default 5)"),
+         arg("--max-batch", type=positive, metavar="N", help="most images in one model call (default 32)"),
+         arg("--no-batch", action="store_true", help="no batching: the same as --batch-window 0"))
 def serve_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.events import Event, ServerReady
     from kaggle_kit.project import Project
+    from kaggle_kit.tools.batching import Batching
     from kaggle_kit.training.runs import pick_run
     from kaggle_kit.tools.serve import serve
 
@@ -36,7 +53,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
             return
         cv = f"{run.cv:.4f}" if run.cv is not None else "-"
         out.print(f"serving [bold]{event.run_id}[/] ({comp.slug}, CV {comp.metric} {cv}, "
-                  f"{event.folds} fold model(s), tta {'on' if event.tta else 'off'}) "
+                  f"{event.folds} fold model(s), tta {'on' if event.tta else 'off'}, {event.batching}) "
                   f"on [bold]{event.url}[/]")
         out.print(f"try: curl -F image=@picture.png '{event.url}/predict?k={event.top_k}'   "
                   f"(Ctrl-C stops)")
@@ -45,6 +62,12 @@ def serve_cmd(args: argparse.Namespace) -> int:
                       f"can use the service (it has no authentication)")
 
     options = {k: getattr(args, k) for k in ("host", "port", "top_k", "max_bytes", "tta", "threads")}
+    if args.no_batch:
+        options["batching"] = Batching.off()
+    elif args.batch_window is not None or args.max_batch is not None:
+        defaults = Batching()
+        options["batching"] = Batching(window_ms=defaults.window_ms if args.batch_window is None else args.batch_window,
+                                       max_batch=args.max_batch or defaults.max_batch)
     try:
         serve(run, **{k: v for k, v in options.items() if v is not None}, report=report)
     except KeyboardInterrupt:  # while the models load; once serving, waitress returns on Ctrl-C itself

@@ -51,14 +51,15 @@ class Predictor:
                    resize=run.config.resize, classes=tuple(run.classes))
 
     def predict_batch(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Mean probability over the fold models (and the mirrored images when ``tta``)."""
+        """Mean probability over the fold models (and the mirrored images when ``tta``). The images and
+        their mirrors go to each model as one batch: one call per fold model."""
         x = np.asarray(images, dtype=np.float32)
-        views = [x, x[:, :, ::-1]] if tta else [x]
-        total = np.zeros((len(x), len(self.classes)))
+        n, views = len(x), 2 if tta else 1
+        batch = np.concatenate([x, x[:, :, ::-1]]) if tta else x
+        total = np.zeros((views * n, len(self.classes)))
         for model in self.models:
-            for v in views:
-                total += np.asarray(model.predict_on_batch(v), dtype=np.float64)
-        return total / (len(self.models) * len(views))
+            total += np.asarray(model.predict_on_batch(batch), dtype=np.float64)
+        return total.reshape(views, n, -1).sum(axis=0) / (len(self.models) * views)
 
     def predict_dataset(self, records, indices: np.ndarray, tta: bool, batch_size: int = 64,
                         report: Report = quiet) -> np.ndarray:

@@ -8,10 +8,13 @@ Routes (every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx 
   most probable first.
 - ``GET /health``: ``{"status": "ok", ...}`` once the models are loaded.
 - ``GET /info``: the competition, run id, classes, CV score and metric, backbone, image size, folds.
+- ``GET /stats``: images predicted, model calls made and the largest batch since the start.
 
-The models load once, before the server listens. Requests are decoded and resized in parallel, and
-the model calls take turns behind one lock: Keras does not promise thread-safe calls, and a single
-call already spreads over the cores through TensorFlow's own thread pool, so the lock costs little.
+The models load once, before the server listens. Requests are decoded and resized in parallel on the
+request threads. With batching on (the default, :class:`~kaggle_kit.tools.batching.Batching`), the images
+of concurrent requests are collected for a few milliseconds and run as one model call by a single worker
+thread (:class:`~kaggle_kit.tools.batching.Batcher`); with a window of 0 each request runs alone, the
+calls taking turns behind one lock (Keras does not promise thread-safe calls).
 
 Example (a notebook; the Flask test client needs no socket)::
 
@@ -37,6 +40,7 @@ from kaggle_kit import events
 from kaggle_kit.errors import KitError
 from kaggle_kit.data.images import BadImage, ImageTooLarge, decode_rgb
 from kaggle_kit.data.resize import resize
+from kaggle_kit.tools.batching import Batcher, Batching, BatchStats, ShuttingDown
 
 if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a service starts
     from flask import Flask
@@ -44,14 +48,15 @@ if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a servi
     from kaggle_kit.prediction.predictor import Predictor
     from kaggle_kit.training.runs import RunRecord
 
-__all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "parse_top_k",
+__all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "batching_info", "close_app", "parse_top_k",
            "parse_flag", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TOP_K", "DEFAULT_MAX_BYTES", "DEFAULT_THREADS"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_TOP_K = 3
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 16   # request threads mostly wait for their batch: enough for batches to form
+CLASSIFIER = "kaggle-kit classifier"   # the app's Classifier, in app.extensions
 TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 class RequestError(KitError):
@@ -72,16 +77,24 @@ class Ranked:
 
 
 class Classifier:
-    """Image bytes -> the top-k classes of a :class:`Predictor`; safe to call from many threads."""
+    """Image bytes -> the top-k classes of a :class:`Predictor`; safe to call from many threads.
+    ``batching`` on: concurrent images go through one :class:`Batcher`; :meth:`close` drains it."""
 
-    def __init__(self, predictor: "Predictor") -> None:
+    def __init__(self, predictor: "Predictor", batching: Batching = Batching()) -> None:
         self.predictor = predictor
+        self.batching = batching
+        self.stats = BatchStats()
         self._lock = threading.Lock()
+        self._batcher = Batcher(self._predict, batching, self.stats) if batching.enabled else None
 
     def warm_up(self) -> None:
-        """One call on a blank image, so a broken model fails now and the first request is not slow."""
+        """Calls on a blank image, so a broken model fails now and the first requests are not slow: one
+        image, then two (TensorFlow traces the call for any batch size once it has seen two sizes)."""
         size = self.predictor.image_size
-        self._proba(np.zeros((size, size, 3), np.uint8), tta=False)
+        blank = np.zeros((size, size, 3), np.uint8)
+        with self._lock:
+            for n in ((1, 2) if self._batcher is not None else (1,)):
+                self._predict(np.stack([blank] * n), False)
 
     def classify(self, data: bytes, *, k: int, tta: bool) -> list[Ranked]:
         if not data:
@@ -96,18 +109,42 @@ class Classifier:
         order = np.argsort(-proba, kind="stable")[:k]
         return [Ranked(self.predictor.classes[i], float(proba[i])) for i in order]
 
+    def close(self) -> None:
+        """Stop taking images; answer the ones already waiting for a batch."""
+        if self._batcher is not None:
+            self._batcher.close()
+
+    def _predict(self, images: np.ndarray, tta: bool) -> np.ndarray:
+        return self.predictor.predict_batch(images, tta=tta)
+
     def _proba(self, image: np.ndarray, *, tta: bool) -> np.ndarray:
+        if self._batcher is not None:
+            try:
+                return self._batcher.submit(image, tta=tta)
+            except ShuttingDown as e:
+                raise RequestError(str(e), status=503) from None
         with self._lock:
-            return self.predictor.predict_batch(image[None], tta=tta)[0]
+            proba = self._predict(image[None], tta)[0]
+        self.stats.record(1)
+        return proba
+
+    def pending(self) -> int:
+        return self._batcher.pending() if self._batcher is not None else 0
 
 
-def describe(predictor: "Predictor", *, top_k: int, tta: bool, max_bytes: int) -> dict[str, Any]:
+def describe(predictor: "Predictor", *, top_k: int, tta: bool, max_bytes: int,
+             batching: Batching = Batching()) -> dict[str, Any]:
     """What ``GET /info`` answers: the run behind the service and the service's defaults."""
     run = predictor.run
     return {"competition": run.slug, "run_id": run.run_id, "classes": list(predictor.classes),
             "cv": run.cv, "metric": run.metric, "direction": run.direction, "backbone": run.backbone,
             "image_size": predictor.image_size, "resize": predictor.resize, "folds": len(predictor.models),
-            "top_k": top_k, "tta": tta, "max_bytes": max_bytes}
+            "top_k": top_k, "tta": tta, "max_bytes": max_bytes, **batching_info(batching)}
+
+
+def batching_info(batching: Batching) -> dict[str, Any]:
+    return {"batch_window_ms": batching.window_ms if batching.enabled else 0,
+            "max_batch": batching.max_batch if batching.enabled else 1}
 
 
 def parse_top_k(raw: str | None, default: int, n_classes: int) -> int:
@@ -133,9 +170,10 @@ def parse_flag(raw: str | None, default: bool, name: str) -> bool:
 
 
 def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes: int = DEFAULT_MAX_BYTES,
-               tta: bool = False) -> "Flask":
-    """A Flask app serving ``predictor`` (warmed up with one call); ``top_k`` and ``tta`` are the defaults
-    a request can change, ``max_bytes`` the largest request body accepted (larger ones get 413)."""
+               tta: bool = False, batching: Batching = Batching()) -> "Flask":
+    """A Flask app serving ``predictor`` (warmed up first); ``top_k`` and ``tta`` are the defaults a request
+    can change, ``max_bytes`` the largest request body accepted (larger ones get 413), ``batching`` how
+    concurrent requests share model calls. :func:`close_app` stops its batch worker when it is done."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
@@ -143,10 +181,15 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
         raise KitError(f"top-k must be at least 1, not {top_k}")
     if max_bytes < 1:
         raise KitError(f"max bytes must be at least 1, not {max_bytes}")
-    classifier = Classifier(predictor)
-    classifier.warm_up()
-    info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes)
+    classifier = Classifier(predictor, batching)
+    try:
+        classifier.warm_up()
+    except BaseException:
+        classifier.close()
+        raise
+    info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes, batching=batching)
     app = Flask("kaggle_kit.tools.serve")
+    app.extensions[CLASSIFIER] = classifier
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     app.json.sort_keys = False
 
@@ -182,6 +225,10 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
     def describe_run():
         return jsonify(info)
 
+    @app.get("/stats")
+    def stats():
+        return jsonify(**classifier.stats.snapshot(), pending=classifier.pending(), **batching_info(batching))
+
     @app.errorhandler(RequestError)
     def refused(e: RequestError):
         return jsonify(error=str(e)), e.status
@@ -202,30 +249,42 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
     return app
 
 
+def close_app(app: "Flask") -> None:
+    """Stop the batch worker of an app from :func:`create_app`, after answering the images it holds."""
+    app.extensions[CLASSIFIER].close()
+
+
 def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = DEFAULT_TOP_K,
           max_bytes: int = DEFAULT_MAX_BYTES, tta: bool | None = None, threads: int = DEFAULT_THREADS,
-          report: events.Report = events.quiet) -> None:
+          batching: Batching = Batching(), report: events.Report = events.quiet) -> None:
     """Load ``run``'s fold models, listen on ``host:port`` (0 picks a free port) and serve until Ctrl-C,
-    then return. ``tta`` None follows the run's own setting. Reports
-    :class:`~kaggle_kit.events.ServerReady` with the URL once listening."""
+    then return once the requests in progress are answered. ``tta`` None follows the run's own setting.
+    Reports :class:`~kaggle_kit.events.ServerReady` with the URL once listening."""
     from waitress import create_server
 
     from kaggle_kit.prediction.predictor import Predictor
 
     predictor = Predictor.from_run(run)
     tta = run.config.tta if tta is None else tta
-    app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta)
+    if threads < 1:
+        raise KitError(f"threads must be at least 1, not {threads}")
+    app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta, batching=batching)
     try:
-        # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413
-        server = create_server(app, host=host, port=port, threads=threads, ident="kaggle-kit",
-                               max_request_body_size=2 * max_bytes + 2**20)
-    except OSError as e:
-        hint = "; pick another --port" if e.errno == errno.EADDRINUSE else ""
-        raise KitError(f"{host}:{port}: cannot listen ({e.strerror}){hint}") from None
-    host_shown = f"[{host}]" if ":" in host else host
-    report(events.ServerReady(url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
-                              folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes))
-    try:
-        server.run()
+        try:
+            # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413
+            server = create_server(app, host=host, port=port, threads=threads, ident="kaggle-kit",
+                                   max_request_body_size=2 * max_bytes + 2**20)
+        except OSError as e:
+            hint = "; pick another --port" if e.errno == errno.EADDRINUSE else ""
+            raise KitError(f"{host}:{port}: cannot listen ({e.strerror}){hint}") from None
+        host_shown = f"[{host}]" if ":" in host else host
+        shown = batching_info(batching)
+        report(events.ServerReady(url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
+                                  folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes,
+                                  batch_window_ms=shown["batch_window_ms"], max_batch=shown["max_batch"]))
+        try:
+            server.run()   # on Ctrl-C waitress lets its request threads finish, with the batcher still running
+        finally:
+            server.close()
     finally:
-        server.close()
+        close_app(app)   # then the batcher answers whatever is still queued
