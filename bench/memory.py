@@ -11,7 +11,7 @@ a second run with the same backbone reusing the image and feature caches. The pr
 caches) is ``--work``; the data folder is linked into it. The last line is ``key=value`` fields.
 
 Example:
-    python bench/memory.py --data .cache/bench/data --limits 10000 50000 --again
+    python bench/memory.py --data .cache/scratch/data --limits 10000 50000 --again
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder holding the unzipped <slug>/ folders")
     p.add_argument("--competition", default="cifar-10")
-    p.add_argument("--work", type=Path, default=Path(".cache/bench/mem"), help="the scratch project")
+    p.add_argument("--work", type=Path, default=Path(".cache/scratch/mem"), help="the scratch project")
     p.add_argument("--limits", type=int, nargs="+", default=[10000, 50000])
     p.add_argument("--again", action="store_true", help="run the first limit a second time (cache reuse)")
     p.add_argument("--fresh", action="store_true", help="start from an empty project and cache")

@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--home", type=Path, help="project root of an existing run (with --competition and --run)")
     p.add_argument("--competition", help="the run's competition slug")
     p.add_argument("--run", help="the run id to serve")
-    p.add_argument("--work", type=Path, default=Path(".cache/bench/serve"), help="scratch project for the trained run")
+    p.add_argument("--work", type=Path, default=Path(".cache/scratch/serve"), help="scratch project for the trained run")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--batch-window", help="the batching server's --batch-window in ms (default: serve's default)")
     p.add_argument("--requests", type=int, default=200, help="requests per server per round")

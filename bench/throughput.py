@@ -20,7 +20,7 @@ costs without the cache) vs one head epoch on cached features, and a second
 each layer of ``seed``, ImageDataGenerator) on random images.
 
 The last line is ``key=value`` fields for scripts. Results and commands: bench/RESULTS.md. Example:
-    python bench/throughput.py --data .cache/bench/data --competition cifar-10 --images 1280
+    python bench/throughput.py --data .cache/scratch/data --competition cifar-10 --images 1280
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--competition", help="a plugin in the repository's competitions/")
     p.add_argument("--augment-cost", action="store_true",
                    help="only measure the CPU cost per image of each augmentation (random images, no data)")
-    p.add_argument("--work", type=Path, default=Path(".cache/bench/work"), help="scratch folder (caches, trees)")
+    p.add_argument("--work", type=Path, default=Path(".cache/scratch/work"), help="scratch folder (caches, trees)")
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--weights", default="imagenet")
     p.add_argument("--size", type=int, default=128)
