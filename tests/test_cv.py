@@ -98,7 +98,7 @@ def test_log_loss_lead_is_in_its_direction() -> None:
     _, vague = predictions(np.ones(300, bool), confidence=0.5)
     ids = tuple(f"{i}.png" for i in range(300))
     assert LOG_LOSS(y, sharp) < LOG_LOSS(y, vague)
-    lead = compare(LOG_LOSS, OutOfFold(ids=ids, y=y, proba=sharp), OutOfFold(ids=ids, y=y, proba=vague))
+    lead = compare(LOG_LOSS, OutOfFold(ids=ids, y_true=y, proba=sharp), OutOfFold(ids=ids, y_true=y, proba=vague))
     assert lead is not None and lead.method == "paired"
     assert lead.lead == pytest.approx(LOG_LOSS(y, vague) - LOG_LOSS(y, sharp), abs=1e-6)
     assert 0 < lead.low <= lead.lead <= lead.high and not lead.inside_noise
@@ -108,8 +108,8 @@ def test_log_loss_lead_is_in_its_direction() -> None:
 
 def test_paired_needs_the_same_images() -> None:
     y, proba = predictions(np.ones(10, bool))
-    a = OutOfFold(ids=tuple(f"{i}" for i in range(10)), y=y, proba=proba)
-    b = OutOfFold(ids=tuple(f"x{i}" for i in range(10)), y=y, proba=proba)
+    a = OutOfFold(ids=tuple(f"{i}" for i in range(10)), y_true=y, proba=proba)
+    b = OutOfFold(ids=tuple(f"x{i}" for i in range(10)), y_true=y, proba=proba)
     assert compare(ACCURACY, a, b) is None
 
 

@@ -17,7 +17,8 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.data.images import read_rgb
 from kaggle_kit.layouts import ClassFolders
 from kaggle_kit.project import Project
-from kaggle_kit.tools.report import calibration_bins, confident_mistakes, load_history, load_oof, write_report
+from kaggle_kit.tools.report import calibration_bins, confident_mistakes, load_history, write_report
+from kaggle_kit.training.cv import load_oof
 from kaggle_kit.training.runs import RunRecord, load_run
 
 CLASSES = ("red", "green", "blue")

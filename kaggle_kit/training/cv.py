@@ -34,7 +34,7 @@ import numpy as np
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import Metric
 
-__all__ = ["RESAMPLES", "CVInterval", "Lead", "OutOfFold", "cv_interval", "compare", "read_oof", "lead_note"]
+__all__ = ["RESAMPLES", "CVInterval", "Lead", "OutOfFold", "cv_interval", "compare", "load_oof", "lead_note"]
 
 RESAMPLES = 1000
 SEED = 0
@@ -73,12 +73,17 @@ class CVInterval:
 
 @dataclass(frozen=True, kw_only=True)
 class OutOfFold:
-    """One run's out-of-fold predictions: ids, true class indices, probabilities, groups (or None)."""
+    """A run's ``oof.csv`` as arrays: one row per training image, probabilities in class order."""
 
     ids: tuple[str, ...]
-    y: np.ndarray
-    proba: np.ndarray
+    y_true: np.ndarray                  # class indices
+    proba: np.ndarray                   # (n, n_classes)
+    folds: np.ndarray | None = None
     groups: tuple[str, ...] | None = None
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,13 +209,13 @@ def compare(metric: Metric, best: OutOfFold, second: OutOfFold, *, names: tuple[
         return None
     row = {i: k for k, i in enumerate(second.ids)}
     align = np.array([row[i] for i in best.ids])
-    if not np.array_equal(best.y, second.y[align]):
+    if not np.array_equal(best.y_true, second.y_true[align]):
         return None
     groups = best.groups if best.groups is not None else (
         None if second.groups is None else tuple(second.groups[k] for k in align))
     codes, units = _units(len(best.ids), groups)
     sign = 1.0 if metric.higher_is_better else -1.0
-    y, a, b = best.y, best.proba, second.proba[align]
+    y, a, b = best.y_true, best.proba, second.proba[align]
     score_a, score_b = _resampled_scores(metric, [(y, a), (y, b)], codes, units, resamples, seed)
     diff = sign * (score_a - score_b)
     lead = sign * (metric(y, a) - metric(y, b))
@@ -228,22 +233,39 @@ def _overlap(metric: Metric, best: CVInterval, second: CVInterval, names: tuple[
                 method="overlap")
 
 
-def read_oof(path: Path, classes: Sequence[str]) -> OutOfFold | None:
-    """``oof.csv`` (id, fold, label, [group,] one probability column per class); None if absent or
-    unreadable. Read with :mod:`csv`, not pandas: ``kaggle-kit runs`` stays quick."""
+def load_oof(path: Path, classes: Sequence[str]) -> OutOfFold | None:
+    """``oof.csv`` (id, fold, label, [group,] one probability column per class); None if there is none.
+    A malformed file is a one-line ``KitError``. Read with :mod:`csv`, not pandas: ``runs`` stays quick."""
     import csv
 
+    path = Path(path)
+    if not path.is_file():
+        return None
     index = {c: i for i, c in enumerate(classes)}
     try:
-        with Path(path).open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        ids = tuple(r["id"] for r in rows)
-        y = np.array([index[r["label"]] for r in rows], dtype=np.int64)
-        proba = np.array([[float(r[c]) for c in classes] for r in rows], dtype=np.float64).reshape(len(rows), len(classes))
-        groups = tuple(r["group"] for r in rows) if rows and "group" in rows[0] else None
-    except (OSError, ValueError, KeyError, TypeError):
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("id", "fold", "label", *classes) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise KitError(f"{path}: out-of-fold predictions have no column(s) {', '.join(missing)}")
+            rows = list(reader)
+        unknown = sorted({r["label"] for r in rows} - set(index))
+        if unknown:
+            raise KitError(f"{path}: label(s) not among the run's classes: {', '.join(unknown[:5])}")
+        proba = np.array([[float(r[c]) for c in classes] for r in rows], np.float64).reshape(len(rows), len(classes))
+        folds = np.array([int(r["fold"]) for r in rows], np.int64)
+    except (OSError, ValueError, csv.Error) as e:
+        raise KitError(f"{path}: not a readable out-of-fold CSV ({e})") from None
+    groups = tuple(r["group"] for r in rows) if rows and "group" in rows[0] else None
+    return OutOfFold(ids=tuple(r["id"] for r in rows), y_true=np.array([index[r["label"]] for r in rows], np.int64),
+                     proba=proba, folds=folds, groups=groups)
+
+
+def _oof_or_none(run: Any) -> OutOfFold | None:
+    try:
+        return load_oof(run.path / "oof.csv", run.classes)
+    except KitError:          # an unreadable oof.csv: compare by the saved intervals instead
         return None
-    return OutOfFold(ids=ids, y=y, proba=proba, groups=groups) if rows else None
 
 
 def lead_note(metric: Metric, runs: Sequence[Any]) -> Lead | None:
@@ -254,7 +276,7 @@ def lead_note(metric: Metric, runs: Sequence[Any]) -> Lead | None:
         return None
     best, second = scored[0], scored[1]
     names = (best.run_id, second.run_id)
-    a, b = (read_oof(r.path / "oof.csv", r.classes) for r in (best, second))
+    a, b = (_oof_or_none(r) for r in (best, second))
     lead = compare(metric, a, b, names=names) if a is not None and b is not None else None
     if lead is None and best.cv_interval is not None and second.cv_interval is not None:
         lead = _overlap(metric, best.cv_interval, second.cv_interval, names)

@@ -22,14 +22,14 @@ Example::
 """
 from __future__ import annotations
 
-from kaggle_kit.tools.report.data import (CALIBRATION_BINS, Mistake, OutOfFold, calibration_bins, confident_mistakes,
-                                          image_paths, load_history, load_oof)
+from kaggle_kit.tools.report.data import (CALIBRATION_BINS, Mistake, calibration_bins, confident_mistakes,
+                                          image_paths, load_history)
 from kaggle_kit.tools.report.html import (REPORT_DIR, SECTIONS, THUMBS_DIR, Page, render_page,
                                           write_report)
 from kaggle_kit.tools.report.plots import (plot_calibration, plot_confusion, plot_curves, save_figure,
                                            write_thumbnail)
 
-__all__ = ["write_report", "render_page", "load_history", "load_oof", "image_paths", "confident_mistakes",
-           "calibration_bins", "OutOfFold", "Mistake", "Page", "SECTIONS", "REPORT_DIR", "THUMBS_DIR",
+__all__ = ["write_report", "render_page", "load_history", "image_paths", "confident_mistakes",
+           "calibration_bins", "Mistake", "Page", "SECTIONS", "REPORT_DIR", "THUMBS_DIR",
            "CALIBRATION_BINS", "save_figure", "plot_curves", "plot_confusion",
            "plot_calibration", "write_thumbnail"]

@@ -11,26 +11,13 @@ import numpy as np
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
+from kaggle_kit.training.cv import OutOfFold
 from kaggle_kit.training.runs import RunRecord
 
-__all__ = ["OutOfFold", "Mistake", "load_history", "load_oof", "image_paths", "confident_mistakes",
+__all__ = ["Mistake", "load_history", "image_paths", "confident_mistakes",
            "calibration_bins", "CALIBRATION_BINS"]
 
 CALIBRATION_BINS = 10
-
-
-@dataclass(frozen=True, kw_only=True)
-class OutOfFold:
-    """``oof.csv`` as arrays: one row per training image, probabilities in class order."""
-
-    ids: tuple[str, ...]
-    folds: np.ndarray
-    y_true: np.ndarray                  # class indices
-    proba: np.ndarray                   # (n, n_classes)
-
-    @property
-    def y_pred(self) -> np.ndarray:
-        return self.proba.argmax(axis=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,28 +52,6 @@ def load_history(path: Path):
              .sort_values(["fold", "phase", "epoch"]).reset_index(drop=True))
     frame["step"] = frame.groupby("fold").cumcount() + 1
     return frame
-
-
-def load_oof(path: Path, classes: Sequence[str]) -> OutOfFold | None:
-    """``oof.csv`` (id, fold, label, one probability column per class) as :class:`OutOfFold`."""
-    import pandas as pd
-
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path, dtype={"id": str, "label": str})
-    except (ValueError, pd.errors.ParserError) as e:
-        raise KitError(f"{path}: not a readable out-of-fold CSV ({e})") from None
-    missing = [c for c in ("id", "fold", "label", *classes) if c not in frame.columns]
-    if missing:
-        raise KitError(f"{path}: out-of-fold predictions have no column(s) {', '.join(missing)}")
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted(set(frame["label"]) - set(index))
-    if unknown:
-        raise KitError(f"{path}: label(s) not among the run's classes: {', '.join(map(str, unknown[:5]))}")
-    return OutOfFold(ids=tuple(frame["id"]), folds=frame["fold"].to_numpy(np.int64),
-                     y_true=frame["label"].map(index).to_numpy(np.int64),
-                     proba=frame[list(classes)].to_numpy(np.float64))
 
 
 def image_paths(project: Project, competition: Competition, run: RunRecord) -> dict[str, Path]:

@@ -26,8 +26,8 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError, KitError
 from kaggle_kit.metrics import METRICS, get_metric
 from kaggle_kit.project import Project
-from kaggle_kit.tools.report.data import (OutOfFold, confident_mistakes, image_paths, load_history,
-                                          load_oof)
+from kaggle_kit.tools.report.data import confident_mistakes, image_paths, load_history
+from kaggle_kit.training.cv import OutOfFold, load_oof
 from kaggle_kit.tools.report.plots import plot_calibration, plot_confusion, plot_curves, write_thumbnail
 from kaggle_kit.training.runs import RunRecord
 
