@@ -49,10 +49,25 @@ class TrainConfig:
     finetune_epochs: int = 0
     finetune_lr: float = 1e-4
     finetune_schedule: str = "plateau" # or "cosine": warm-up then decay to 0 (see schedules.py)
-    unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm stays frozen)
+    unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm: see bn)
     finetune_from: str | None = None   # or: train everything above this backbone layer on cached
                                        # activations of the frozen layers below (fast; flips only)
     augment: str = "light"             # augmentation preset for phase 2 (see data/augment.py)
+    # phase 2's optimizer (training/optim.py; phase 1, the head alone, keeps plain Adam)
+    optimizer: str = "adam"            # "adam", or "adamw": Adam with decoupled weight decay
+    weight_decay: float = 0.05         # adamw only: each step shrinks weights by lr * weight_decay
+                                       # (kernels only; biases and BatchNorm scales are not decayed)
+    layer_decay: float = 1.0           # layer-wise learning rates: the top backbone stage learns at
+                                       # lr * layer_decay, each stage below at one more factor of it,
+                                       # the head at lr (1.0: one rate for all; 0.7 is usual)
+    warmup: float = 0.1                # fraction of a cosine phase's steps spent warming up from 0
+    ema: bool = False                  # keep an exponential moving average of the trained weights;
+                                       # each epoch scores both and checkpoints the better (fold result:
+                                       # ema true when the best checkpoint holds the average)
+    ema_decay: float | None = None     # the average's momentum; None: from the phase length (window
+                                       # of a fifth of its steps, within 0.9..0.9999)
+    bn: str = "frozen"                 # BatchNorm in the trained part of the backbone: "frozen" (ImageNet
+                                       # statistics and scales kept) or "train" (both updated)
     # optimisation
     batch_size: int = 32
     label_smoothing: float = 0.0
@@ -86,6 +101,7 @@ class TrainConfig:
         from kaggle_kit.model.backbones import get_backbone
         from kaggle_kit.model.strategy import STRATEGIES
         from kaggle_kit.registry import UnknownName
+        from kaggle_kit.training.optim import BN_MODES, OPTIMIZERS
         from kaggle_kit.training.schedules import SCHEDULES
 
         _check(isinstance(self.backbone, str), "backbone", f"must be a name or a path, got {self.backbone!r}")
@@ -94,7 +110,8 @@ class TrainConfig:
         except KitError as e:
             raise ConfigError(str(e), field="backbone") from None
         for name, registry in (("resize", RESIZERS), ("augment", AUGMENTS),
-                               ("finetune_schedule", SCHEDULES), ("strategy", STRATEGIES)):
+                               ("finetune_schedule", SCHEDULES), ("strategy", STRATEGIES),
+                               ("optimizer", OPTIMIZERS), ("bn", BN_MODES)):
             _check(isinstance(getattr(self, name), str), name, f"must be a name, got {getattr(self, name)!r}")
             try:
                 registry.check(getattr(self, name))
@@ -104,7 +121,7 @@ class TrainConfig:
                      "patience", "lr_patience"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be a whole number, got {value!r}")
-        for name in ("group_duplicates", "head_on_features", "tta"):
+        for name in ("group_duplicates", "head_on_features", "tta", "ema"):
             _check(isinstance(getattr(self, name), bool), name, f"must be true or false, got {getattr(self, name)!r}")
         _check(self.image_size >= 1, "image_size", f"must be positive, got {self.image_size}")
         _check(self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}")
@@ -116,6 +133,14 @@ class TrainConfig:
         for name in ("dropout", "label_smoothing"):
             value = getattr(self, name)
             _check(_number(value) and 0 <= value < 1, name, f"must be a fraction in [0, 1), got {value!r}")
+        _check(_number(self.weight_decay) and 0 <= self.weight_decay < 1, "weight_decay",
+               f"must be a fraction in [0, 1), got {self.weight_decay!r}")
+        _check(_number(self.layer_decay) and 0 < self.layer_decay <= 1, "layer_decay",
+               f"must be in (0, 1] (1: one learning rate for every layer), got {self.layer_decay!r}")
+        _check(_number(self.warmup) and 0 <= self.warmup < 1, "warmup",
+               f"must be a fraction of the phase in [0, 1), got {self.warmup!r}")
+        _check(self.ema_decay is None or (_number(self.ema_decay) and 0 < self.ema_decay < 1), "ema_decay",
+               f"must be a momentum in (0, 1) or unset, got {self.ema_decay!r}")
         if self.holdout is None:
             _check(self.folds >= 2, "folds", f"must be at least 2 (or set holdout), got {self.folds}")
         else:

@@ -15,6 +15,7 @@ from kaggle_kit.layouts import LAYOUTS, list_layouts
 from kaggle_kit.model.strategy import STRATEGIES, list_strategies
 from kaggle_kit.registry import UnknownName
 from kaggle_kit.training.schedules import get_schedule, list_schedules
+from kaggle_kit.training.optim import BN_MODES, list_optimizers
 
 
 def test_list_helpers() -> None:
@@ -51,7 +52,7 @@ def test_resize_modes_give_the_square() -> None:
 
 
 TRAIN_OPTIONS = {"--augment": list_augments, "--resize": list_resize_modes, "--schedule": list_schedules,
-                 "--strategy": list_strategies}
+                 "--strategy": list_strategies, "--optimizer": list_optimizers, "--bn": BN_MODES.names}
 
 
 def _train_parser():

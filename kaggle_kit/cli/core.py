@@ -13,6 +13,7 @@ from kaggle_kit.model.backbones import BACKBONES
 from kaggle_kit.model.model_files import looks_like_path
 from kaggle_kit.model.strategy import STRATEGIES
 from kaggle_kit.registry import Registry, unknown_message
+from kaggle_kit.training.optim import BN_MODES, OPTIMIZERS
 from kaggle_kit.training.schedules import SCHEDULES
 
 __all__ = ["competitions", "use", "train_cmd", "runs_cmd", "predict_cmd", "one_of"]
@@ -105,7 +106,8 @@ def use(args: argparse.Namespace) -> int:
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("backbone", "weights", "image_size", "resize", "folds", "holdout", "seed", "limit", "batch_size",
             "head_epochs", "finetune_epochs", "finetune_lr", "finetune_schedule", "finetune_from", "unfreeze",
-            "augment", "strategy", "group_duplicates")
+            "augment", "strategy", "group_duplicates", "label_smoothing", "optimizer", "weight_decay",
+            "layer_decay", "warmup", "ema", "bn")
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.epochs is not None:
         out["finetune_epochs"] = args.epochs
@@ -135,6 +137,16 @@ def _overrides(args: argparse.Namespace) -> dict:
          arg("--finetune-from", metavar="LAYER",
              help="phase 2 trains the layers above this backbone layer on its cached activations"),
          arg("--augment", **one_of(AUGMENTS), help="augmentation preset for phase 2"),
+         arg("--optimizer", **one_of(OPTIMIZERS), help="phase 2 optimizer: adam, or adamw (decoupled weight decay)"),
+         arg("--weight-decay", type=float, help="adamw's decoupled weight decay (default 0.05)"),
+         arg("--layer-decay", type=float,
+             help="layer-wise learning rates: each backbone stage down learns at this factor of the one above "
+                  "(1: one rate; e.g. 0.7)"),
+         arg("--warmup", type=float, help="fraction of a cosine phase spent warming up (default 0.1)"),
+         arg("--ema", action=argparse.BooleanOptionalAction, default=None,
+             help="keep a moving average of the phase 2 weights; checkpoint it when it scores better"),
+         arg("--bn", **one_of(BN_MODES), help="BatchNorm in the fine-tuned layers: frozen statistics, or train"),
+         arg("--label-smoothing", type=float, help="label smoothing of the training loss, e.g. 0.1 (default 0)"),
          arg("--batch-size", type=int),
          arg("--seed", type=int),
          arg("--limit", type=int, help="train on a stratified sample of N images (quick runs)"),

@@ -22,7 +22,8 @@ from kaggle_kit.model.backbones import Backbone, get_backbone  # noqa: F401  (re
 from kaggle_kit.registry import Registry
 
 __all__ = ["PREPROCESS_MODES", "Preprocess", "build_model", "build_head", "backbone_of", "feature_extractor",
-           "partial_backbone", "top_model", "upper_backbone", "set_trainable", "save_model", "load_model"]
+           "partial_backbone", "top_model", "upper_backbone", "set_trainable", "layer_stages", "save_model",
+           "load_model"]
 
 # mode -> (scale, offset per channel, reverse channels); y = x * scale + offset after the flip
 PREPROCESS_MODES: Registry[tuple[float, tuple[float, float, float], bool]] = Registry("preprocess mode")
@@ -94,12 +95,13 @@ def partial_backbone(model: keras.Model, layer: str | None) -> keras.Model:
     return keras.Model(inputs, bottom(model.get_layer("preprocess")(inputs)))
 
 
-def top_model(model: keras.Model, layer: str) -> keras.Model:
+def top_model(model: keras.Model, layer: str, *, bn: str = "frozen") -> keras.Model:
     """The backbone above ``layer`` plus the head, as a model from that layer's output to the class
-    probabilities. It shares weights with ``model``: training it trains the classifier's top."""
+    probabilities. It shares weights with ``model``: training it trains the classifier's top.
+    ``bn="frozen"`` keeps its BatchNorm layers' statistics and scales, ``"train"`` updates them."""
     upper = upper_backbone(model, layer)
     for lyr in upper.layers:
-        lyr.trainable = not isinstance(lyr, layers.BatchNormalization)
+        lyr.trainable = bn == "train" or not isinstance(lyr, layers.BatchNormalization)
     inputs = keras.Input(upper.input.shape[1:])
     x = model.get_layer("head_dropout")(upper(inputs))
     return keras.Model(inputs, model.get_layer("head")(x), name="top")
@@ -122,15 +124,45 @@ def _backbone_layer(base: keras.Model, layer: str):
         raise KitError(unknown_message(f"layer of backbone {base.name}", layer, names[-12:])) from None
 
 
-def set_trainable(model: keras.Model, unfreeze: int) -> None:
-    """Freeze the backbone except its top ``unfreeze`` layers; BatchNorm layers always stay frozen."""
+def set_trainable(model: keras.Model, unfreeze: int, *, bn: str = "frozen") -> None:
+    """Freeze the backbone except its top ``unfreeze`` layers; BatchNorm layers among them stay
+    frozen (inference mode: ImageNet statistics) unless ``bn="train"``."""
     base = backbone_of(model)
     base.trainable = unfreeze > 0
     if unfreeze <= 0:
         return
     cut = max(0, len(base.layers) - unfreeze)
     for i, layer in enumerate(base.layers):
-        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
+        layer.trainable = i >= cut and (bn == "train" or not isinstance(layer, layers.BatchNormalization))
+
+
+def layer_stages(model: keras.Model, *, chunks: int = 4) -> dict[str, int]:
+    """Backbone layer name -> its stage, 0 at the input, for layer-wise learning rates.
+
+    A stage is a run of blocks of one output width, as in EfficientNet's and ResNet's tables: layers
+    whose names share the part before the first ``_`` (``stem``, ``block7``, ``conv4``, ``top``) form
+    a block, and a block whose output has another channel count than the block before starts a new
+    stage. A backbone that gives fewer than two stages so is cut into ``chunks`` runs of equally many
+    weighted layers instead.
+    """
+    weighted = [lyr for lyr in backbone_of(model).layers if lyr.weights]
+    blocks: list[list] = []
+    for lyr in weighted:
+        if blocks and blocks[-1][0].name.split("_")[0] == lyr.name.split("_")[0]:
+            blocks[-1].append(lyr)
+        else:
+            blocks.append([lyr])
+    stages: dict[str, int] = {}
+    stage, width = -1, None
+    for block in blocks:
+        out = block[-1].output.shape[-1]
+        if out != width:
+            stage, width = stage + 1, out
+        stages.update({lyr.name: stage for lyr in block})
+    if len(set(stages.values())) < 2:
+        size = max(1, -(-len(weighted) // chunks))
+        stages = {lyr.name: i // size for i, lyr in enumerate(weighted)}
+    return stages
 
 
 def save_model(model: keras.Model, path: Path) -> None:

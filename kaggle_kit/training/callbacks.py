@@ -13,13 +13,14 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
@@ -91,33 +92,83 @@ class Tracker(keras.callbacks.Callback):
 
 
 class EvaluateMetric(keras.callbacks.Callback):
-    """Scores the validation data with the competition metric: ``val_score`` and ``val_logloss``."""
+    """Scores the validation data with the competition metric: ``val_score`` and ``val_logloss``.
 
-    def __init__(self, val_data, y_true: np.ndarray, metric: Metric) -> None:
+    With ``ema`` (the optimizer keeps a moving average of the weights) it scores the average too and
+    reports the better of the two (the metric, ties to the lower log loss); ``val_ema`` is 1 when
+    that is the average, and :meth:`chosen_weights` puts those weights in place while a checkpoint
+    is written.
+    """
+
+    def __init__(self, val_data, y_true: np.ndarray, metric: Metric, *, ema: bool = False) -> None:
         super().__init__()
-        self.val_data, self.y_true, self.metric = val_data, y_true, metric
+        self.val_data, self.y_true, self.metric, self.ema = val_data, y_true, metric, ema
         self.last_proba: np.ndarray | None = None
+        self.last_ema = False
+
+    def _predict(self) -> np.ndarray:
+        return self.model.predict(self.val_data, verbose=0, callbacks=[StopOnInterrupt()])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        proba = self.model.predict(self.val_data, verbose=0, callbacks=[StopOnInterrupt()])
+        from kaggle_kit.training.optim import has_ema
+
+        proba = self._predict()
+        score, loss = self.metric(self.y_true, proba), log_loss(self.y_true, proba)
+        self.last_ema = False
+        if self.ema and has_ema(self.model.optimizer):
+            with self._swapped():
+                averaged = self._predict()
+            ema_score, ema_loss = self.metric(self.y_true, averaged), log_loss(self.y_true, averaged)
+            if self.metric.better(ema_score, score) or (ema_score == score and ema_loss < loss):
+                proba, score, loss, self.last_ema = averaged, ema_score, ema_loss, True
         self.last_proba = proba
         if logs is not None:
-            logs["val_score"] = self.metric(self.y_true, proba)
-            logs["val_logloss"] = log_loss(self.y_true, proba)
+            logs["val_score"], logs["val_logloss"] = score, loss
+            if self.ema:
+                logs["val_ema"] = float(self.last_ema)
+
+    @contextlib.contextmanager
+    def _swapped(self) -> Iterator[None]:
+        from kaggle_kit.training.optim import swap_ema
+
+        swap_ema(self.model.optimizer)
+        try:
+            yield
+        finally:
+            swap_ema(self.model.optimizer)
+
+    @contextlib.contextmanager
+    def chosen_weights(self) -> Iterator[None]:
+        """The weights last reported better (the moving average or the trained ones) in the model."""
+        if self.last_ema:
+            with self._swapped():
+                yield
+        else:
+            yield
 
 
 class SaveBest(Tracker):
-    """Writes the best model (``save(path)``) and its validation predictions atomically."""
+    """Writes the best model (``save(path)``) and its validation predictions atomically; ``ema``
+    records whether that checkpoint holds the weights' moving average."""
 
     def __init__(self, *, path: Path, save: Callable[[Path], None], evaluator: EvaluateMetric, **kw: Any) -> None:
         super().__init__(**kw)
         self.path, self.save, self.evaluator = Path(path), save, evaluator
+        self.ema = False
 
     def on_improve(self, epoch: int, logs: dict) -> None:
-        with atomic_path(self.path, suffix=".keras") as tmp:
+        with atomic_path(self.path, suffix=".keras") as tmp, self.evaluator.chosen_weights():
             self.save(tmp)
         with atomic_path(self.path.with_name("oof.npy"), suffix=".npy") as tmp:
             np.save(tmp, self.evaluator.last_proba)
+        self.ema = self.evaluator.last_ema
+
+    def state(self) -> dict:
+        return {**super().state(), "ema": self.ema}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.ema = bool(state.get("ema", False))
 
 
 class EarlyStop(Tracker):

@@ -119,7 +119,8 @@ class FoldTrainer:
             epochs = config.finetune_epochs if pretrained(config) else max(config.finetune_epochs, config.head_epochs)
             lr = config.finetune_lr if pretrained(config) else config.head_lr
         if cached is None:
-            set_trainable(model, 0 if number == 1 else config.unfreeze if pretrained(config) else 10_000)
+            set_trainable(model, 0 if number == 1 else config.unfreeze if pretrained(config) else 10_000,
+                          bn=config.bn)
             inputs: Inputs = "images"
             trainee, best_file, save = model, self.best_path, model.save
         elif number == 1:
@@ -131,7 +132,7 @@ class FoldTrainer:
         else:
             inputs = "activations"
             with self.strategy.scope():
-                trainee = top_model(model, config.finetune_from)
+                trainee = top_model(model, config.finetune_from, bn=config.bn)
             best_file, save = self.best_path, model.save
         train, val = self._datasets(cached, batch=max(self.batch, 64) if inputs == "features" else self.batch)
         return Phase(number=number, inputs=inputs, trainee=trainee, train=train, val=val, epochs=epochs, lr=lr,
@@ -159,15 +160,13 @@ class FoldTrainer:
 
     def fit(self, phase: Phase) -> None:
         """Train ``phase``, from the epoch after the saved state's when it is in this phase."""
-        import keras
-
         from kaggle_kit.model.classifier import load_model
         from kaggle_kit.training.callbacks import (EarlyStop, EvaluateMetric, ReduceLR, ReportProgress, SaveBest,
                                                    SaveState, StopOnInterrupt)
-        from kaggle_kit.training.schedules import adapts_on_plateau, make_schedule
+        from kaggle_kit.training.schedules import adapts_on_plateau
 
         config, state, trainee, strategy = self.config, self.state, phase.trainee, self.strategy
-        evaluator = EvaluateMetric(phase.val, self.y_val, self.competition.scorer)
+        evaluator = EvaluateMetric(phase.val, self.y_val, self.competition.scorer, ema=config.ema and phase.number == 2)
         saver = SaveBest(path=phase.best_file, save=phase.save, evaluator=evaluator, mode=self.mode)
         stopper = EarlyStop(patience=config.patience, mode=self.mode)
         trackers = [saver, stopper]
@@ -177,9 +176,7 @@ class FoldTrainer:
             saver.load_state({**self.best_state, "best_epoch": -1, "wait": 0})
         steps = int(phase.train.cardinality())
         with strategy.scope():
-            trainee.compile(optimizer=keras.optimizers.Adam(make_schedule(phase.schedule, phase.lr,
-                                                                          total_steps=phase.epochs * steps)),
-                            loss=self.loss)
+            trainee.compile(optimizer=self.optimizer(phase, total_steps=phase.epochs * steps), loss=self.loss)
         initial = 0
         resuming = bool(state and state["phase"] == phase.number)
         if resuming:
@@ -204,6 +201,22 @@ class FoldTrainer:
             self.epochs_run += len(trainee.history.epoch) if trainee.history else 0
         self.best_state = saver.state()
 
+    def optimizer(self, phase: Phase, *, total_steps: int) -> Any:
+        """Phase 1's plain Adam; phase 2's as the config says: AdamW, layer-wise rates, the EMA."""
+        import keras
+
+        from kaggle_kit.training.optim import ema_momentum, make_optimizer, stage_multipliers
+        from kaggle_kit.training.schedules import make_schedule
+
+        config = self.config
+        lr = make_schedule(phase.schedule, phase.lr, total_steps=total_steps, warmup=config.warmup)
+        if phase.number == 1:
+            return keras.optimizers.Adam(lr)
+        return make_optimizer(config.optimizer, lr, weight_decay=config.weight_decay,
+                              multipliers=stage_multipliers(self.model, phase.trainee.trainable_variables,
+                                                            config.layer_decay),
+                              ema=ema_momentum(total_steps, decay=config.ema_decay) if config.ema else None)
+
     def result(self) -> FoldResult:
         """Score the fold's best checkpoint on its validation images (``oof.npy``)."""
         best = self.best_state
@@ -215,7 +228,7 @@ class FoldTrainer:
         (self.fold_dir / "last.keras").unlink(missing_ok=True)  # the best model is what predict uses
         return FoldResult(fold=self.k, score=round(score, 6), best_epoch=int(best.get("best_epoch", -1)) + 1,
                           epochs=self.epochs_run, train_size=len(self.train_idx), val_size=len(self.val_idx),
-                          seconds=round(time.perf_counter() - self.started, 1))
+                          seconds=round(time.perf_counter() - self.started, 1), ema=bool(best.get("ema", False)))
 
 
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: "Prepared",

@@ -44,6 +44,7 @@ class FoldResult:
     train_size: int
     val_size: int
     seconds: float
+    ema: bool = False                    # the best checkpoint holds the moving average of the weights
 
 
 @dataclass
