@@ -15,7 +15,8 @@ STAGES = ["", "data", "model", "training", "prediction", "kaggle", "tools", "api
 # Deliberate exceptions, each with its reason. ``TrainConfig.validate()`` checks a config's names against
 # the registries of the stages that use them, importing them inside the method.
 LAZY_UPWARD = {"kaggle_kit.config": {"kaggle_kit.data.augment", "kaggle_kit.data.resize", "kaggle_kit.model.backbones",
-                                     "kaggle_kit.model.strategy", "kaggle_kit.training.schedules"}}
+                                     "kaggle_kit.model.strategy", "kaggle_kit.training.schedules",
+                                     "kaggle_kit.training.optim"}}
 MAX_LINES = 420          # "about 400 lines"
 
 
