@@ -207,3 +207,15 @@ def test_the_flags_reach_the_run_and_label_smoothing_the_loss(root: Path) -> Non
     floor = float(-(q * np.log(q)).sum())
     assert min(losses(second)) >= floor - 1e-3
     assert min(losses(first)) < floor, "unsmoothed, the same training goes below that floor"
+
+
+def test_a_rebuilt_optimizer_averages_from_the_weights_it_resumes_with() -> None:
+    """A resumed phase builds its optimizer and sets its step count past 0: the average must start
+    at the weights, not at Keras' zeros."""
+    kernel = keras.Variable(np.full((2, 2), 3.0, "float32"))
+    opt = make_optimizer("adam", 0.1, ema=0.5)
+    opt.build([kernel])
+    opt.iterations.assign(40)
+    opt.apply([np.zeros((2, 2), "float32")], [kernel])
+    swap_ema(opt)
+    assert np.allclose(np.array(kernel), 3.0)

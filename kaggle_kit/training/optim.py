@@ -139,6 +139,9 @@ def _layerwise_adam() -> type:
 
         def build(self, var_list: list) -> None:
             super().build(var_list)
+            if self.use_ema:   # Keras starts the average at zeros; a resumed phase's steps would count on them
+                for var, average in zip(var_list, self._model_variables_moving_average):
+                    average.assign(var)
             self._scales = [float(self.multipliers.get(id(v), 1.0)) for v in var_list]
             self._decayed = [self.decay > 0 and len(v.shape) >= 2 for v in var_list]
 
