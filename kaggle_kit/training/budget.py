@@ -82,8 +82,6 @@ def plan_budget(project: Project, competition: Competition, config: TrainConfig,
         raise ConfigError(f"--budget plans the offline backbones {', '.join(CANDIDATES)}, not "
                           f"{pins['backbone']}; drop --backbone or --budget", field="backbone")
     report(Stage(message=f"planning a {config.budget} run"))
-    import keras  # noqa: F401  (training needs it; imported now, its seconds count as spent, not guessed)
-
     manifest = build_manifest(competition, project.data_root(competition.slug), "train", cache_dir=project.cache,
                               limit=config.limit, seed=config.seed, progress=ticker(report, "check"))
     backbones = [pins["backbone"]] if pins.get("backbone") else list(CANDIDATES)
@@ -99,6 +97,11 @@ def plan_budget(project: Project, competition: Competition, config: TrainConfig,
         probed.append(f"{backbone}@{size}")
 
     reference = backbones[0]
+    if cache.measured(reference):        # a budget too small fails now, before TensorFlow loads
+        choose(facts, budget_s - (time.time() - started), _estimator(cache, reference), pins=pins,
+               budget=config.budget)
+    import keras  # noqa: F401  (training needs it: imported now, its seconds count as spent, not guessed)
+
     if not cache.measured(reference):
         measure(reference, pins.get("image_size") or REFERENCE_SIZE)
     speeds_of = _estimator(cache, reference)
