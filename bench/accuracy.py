@@ -2,14 +2,18 @@
 
     .venv/bin/python bench/accuracy.py cifar-10 --recipe fast
     .venv/bin/python bench/accuracy.py pistolas-vs-smartphones --recipe fast
+    .venv/bin/python bench/accuracy.py pistolas-vs-smartphones --budget 2m
+    .venv/bin/python bench/accuracy.py cifar-10 --budget 20m
 
 It starts the local Kaggle-compatible server on ``../shared/competitions`` (each competition's
 ``competition.json``, its metric and submission format, from ``bench/served/<slug>.json``: the
 shared folder is not written to), then in a fresh scratch
-project (empty data, checkpoints and caches) runs ``kaggle-kit fetch``, ``train --recipe``,
+project (empty data, checkpoints and caches) runs ``kaggle-kit fetch``, ``train --recipe`` (or ``--budget``),
 ``submit --best`` and ``status``, and ends with one ``key=value`` line:
 
-    competition= recipe= backbone= size= folds= cv= test= wall_s= fetch_s= train_s= submit_s= status_s= peak_rss_mb=
+    competition= recipe= budget= backbone= size= folds= cv= test= wall_s= fetch_s= train_s= submit_s= status_s= peak_rss_mb= plan=
+
+``plan`` is a ``--budget`` run's plan as ``run.json`` records it ("-" for a recipe).
 
 ``test`` is the metric on the whole test set against ``solution.csv`` (``none`` without one; the
 ``status`` step prints the server's public and private scores); ``peak_rss_mb`` is the largest
@@ -39,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("competition")
     parser.add_argument("--recipe", default="default")
+    parser.add_argument("--budget", help="train with --budget TIME (the planner) instead of a recipe")
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "competitions"))
     parser.add_argument("--keep", action="store_true", help="keep the scratch project")
     args, extra = parser.parse_known_args()   # unknown options go to `kaggle-kit train`
@@ -47,7 +52,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix=f"kk-bench-{slug}-"))
     env_base = {"KAGGLE_KIT_HOME": str(scratch), "KAGGLE_KIT_COMPETITIONS": str(REPO / "competitions"),
                 "KAGGLE_KIT_CACHE": str(scratch / ".cache")}
-    steps = [("fetch", slug), ("train", slug, "--recipe", args.recipe, *extra),
+    how = ("--budget", args.budget) if args.budget else ("--recipe", args.recipe)
+    steps = [("fetch", slug), ("train", slug, *how, *extra),
              ("submit", slug, "--best", "-m", f"bench {args.recipe}"), ("status", slug, "--wait", "--timeout", "300")]
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -84,10 +90,12 @@ def main() -> int:
         test = f"{competition.scorer(sol.argmax(axis=1), p):.4f}"
     cfg = run["config"]
     n_splits = run.get("n_splits")
-    print(f"competition={slug} recipe={args.recipe} backbone={cfg['backbone']} size={cfg['image_size']} "
+    plan = (run.get("plan") or {}).get("plan", "-")
+    print(f"competition={slug} recipe={'-' if args.budget else args.recipe} budget={args.budget or '-'} "
+          f"backbone={cfg['backbone']} size={cfg['image_size']} "
           f"folds={n_splits} cv={run['cv']:.4f} test={test} wall_s={wall:.0f} "
           f"{' '.join(f'{k}_s={v:.0f}' for k, v in seconds.items())} "
-          f"peak_rss_mb={peak_mb:.0f}")
+          f"peak_rss_mb={peak_mb:.0f} plan=\"{plan}\"")
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -92,6 +92,7 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
           recipe: str | None = None, project: Project | None = None, resume: str | None = None,
           progress: bool | Report = True, **options: Any):
     """Train a run: the plugin's defaults, then ``recipe``, then ``options`` (any ``TrainConfig`` field).
+    ``budget="20m"`` plans the run to that time (docs/budget.md), keeping the other ``options`` given.
 
     ``config`` replaces all three. Returns the finished :class:`~kaggle_kit.training.runs.RunRecord`.
     """
@@ -105,8 +106,11 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
             config = dataclasses.replace(config, holdout=None)   # folds beat a plugin's default holdout
     elif recipe or options:
         raise KitError("pass either config= or recipe/options, not both")
+    from kaggle_kit.training.budget import pinned
+
+    keep = pinned(comp, recipe, options) if options or recipe else {}   # what a budget's plan keeps
     with _progress(progress) as report:
-        return train_run(project, comp, config, resume=resume, report=report)
+        return train_run(project, comp, config, resume=resume, report=report, keep=keep)
 
 
 def predict(run: Any | None = None, *, competition: str | Competition | None = None,

@@ -17,12 +17,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from kaggle_kit.errors import ConfigError, KitError
 
-__all__ = ["TrainConfig", "ResizeMode"]
+__all__ = ["TrainConfig", "ResizeMode", "parse_budget", "format_seconds"]
 
 ResizeMode = Literal["stretch", "crop", "pad"]   # the modes of kaggle_kit.data.resize
 
@@ -77,6 +78,8 @@ class TrainConfig:
     tta: bool = True                   # average with horizontally flipped images
     # hardware
     strategy: str = "auto"
+    # time budget: "90s", "20m", "2h"; the planner (training/planner.py) then chooses the knobs above
+    budget: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def merged(self, overrides: Mapping[str, Any]) -> "TrainConfig":
@@ -151,6 +154,11 @@ class TrainConfig:
                    f"must be a whole number of at least 2 images, got {self.limit!r}")
         _check(self.finetune_from is None or (isinstance(self.finetune_from, str) and self.finetune_from != ""),
                "finetune_from", f"must be a backbone layer name, got {self.finetune_from!r}")
+        if self.budget is not None:
+            try:
+                parse_budget(self.budget)
+            except KitError as e:
+                raise ConfigError(str(e), field="budget") from None
         _check(isinstance(self.weights, str), "weights", f"must be imagenet, none or a file, got {self.weights!r}")
         for name, check in (("image_size", backbone.check_size), ("weights", backbone.check_weights)):
             try:
@@ -167,6 +175,41 @@ class TrainConfig:
         """From a run record; keys another kit version wrote and this one lacks are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls().merged({k: v for k, v in data.items() if k in names})
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: Any) -> float:
+    """A time budget in seconds: ``"90s"``, ``"20m"``, ``"2h"``, ``"1h30m"`` or ``"1.5h"``.
+
+    >>> parse_budget("90s"), parse_budget("20m"), parse_budget("2h"), parse_budget("1h30m")
+    (90.0, 1200.0, 7200.0, 5400.0)
+    >>> parse_budget("20 minutes")
+    Traceback (most recent call last):
+    ...
+    kaggle_kit.errors.KitError: budget '20 minutes' is not a time; write e.g. 90s, 20m, 2h or 1h30m
+    """
+    value = str(text).strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise KitError(f"budget {text!r} is not a time; write e.g. 90s, 20m, 2h or 1h30m")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise KitError(f"budget {text!r} must be more than no time at all")
+    return seconds
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as a budget string ``parse_budget`` reads back, rounded up to whole seconds/minutes.
+
+    >>> format_seconds(45), format_seconds(61), format_seconds(1200), format_seconds(5430)
+    ('45s', '1m1s', '20m', '1h30m30s')
+    """
+    total = int(-(-seconds // 1))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "1s"
 
 
 def _number(value: Any) -> bool:

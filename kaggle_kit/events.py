@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar
 __all__ = [
     "Event", "Report", "Tick", "quiet", "ticker", "to_json", "from_json", "event_types",
     "RunStarted", "Stage", "Progress", "DataReady", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
-    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady",
+    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady", "PlanReady", "BudgetStop",
 ]
 
 _TYPES: dict[str, type["Event"]] = {}
@@ -191,6 +191,33 @@ class FoldDone(_FoldEvent, Event):
     fold: int
     folds: int
     score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanReady(Event):
+    """A ``--budget`` run's plan, chosen before training: ``plan`` says what it trains, ``stages`` the
+    estimated seconds of each step, ``spent_s`` the time already gone (reading the data, ``probed``)."""
+
+    budget: str
+    budget_s: float
+    plan: str
+    estimate_s: float
+    spent_s: float
+    stages: dict[str, float] = field(default_factory=dict)
+    probed: list[str] = field(default_factory=list)
+    candidates: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetStop(_FoldEvent, Event):
+    """A phase of fold ``fold`` stopped after ``epoch`` of ``epochs`` (0: skipped) to end within the
+    budget; ``left_s`` were left for this fold. The best checkpoint so far is kept."""
+
+    fold: int
+    phase: int
+    epoch: int
+    epochs: int
+    left_s: float
 
 
 @dataclass(frozen=True, kw_only=True)

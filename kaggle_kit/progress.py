@@ -95,7 +95,8 @@ class ProgressView:
             events.DataReady: self._data, events.EpochBegin: self._epoch_begin, events.Batch: self._batch,
             events.EpochEnd: self._epoch_end, events.PhaseEnd: self._phase_end,
             events.FoldResumed: self._resumed, events.FoldSkipped: self._skipped, events.FoldDone: self._done,
-            events.Warned: self._warned, events.ServerReady: self._server,
+            events.Warned: self._warned, events.ServerReady: self._server, events.PlanReady: self._plan,
+            events.BudgetStop: self._budget_stop,
         }
 
     def __enter__(self) -> "ProgressView":
@@ -183,6 +184,19 @@ class ProgressView:
     def _done(self, e: events.FoldDone) -> None:
         self._print(f"[green]fold {e.fold_number}/{e.folds} done[/]: score {e.score:.4f}  "
                     f"({self.elapsed_text()} so far)")
+
+    def _plan(self, e: events.PlanReady) -> None:
+        probed = f", probed {', '.join(e.probed)}" if e.probed else ", speeds from the probe cache"
+        self._print(f"[bold]plan[/] for {escape(e.budget)} ({e.candidates} candidates{escape(probed)}): "
+                    f"{escape(e.plan)}")
+        stages = ", ".join(f"{k} {v:.0f}s" for k, v in e.stages.items() if v >= 0.5)
+        self._print(f"[dim]  estimate {e.estimate_s:.0f}s of {e.budget_s:.0f}s: {e.spent_s:.0f}s spent planning, "
+                    f"{escape(stages)}[/]")
+
+    def _budget_stop(self, e: events.BudgetStop) -> None:
+        what = "skipped" if e.epoch == 0 else f"stopped after epoch {e.epoch}/{e.epochs}"
+        self._print(f"[yellow]  fold {e.fold_number} phase {e.phase} {what} to end within the budget[/] "
+                    f"({e.left_s:.0f}s left for the fold; the best checkpoint is kept)")
 
     def _warned(self, e: events.Warned) -> None:
         self._print(f"[yellow]warning:[/] {escape(e.message)}")

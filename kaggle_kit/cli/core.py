@@ -12,6 +12,7 @@ from kaggle_kit.data.resize import RESIZERS
 from kaggle_kit.model.backbones import BACKBONES
 from kaggle_kit.model.model_files import looks_like_path
 from kaggle_kit.model.strategy import STRATEGIES
+from kaggle_kit.errors import KitError
 from kaggle_kit.registry import Registry, unknown_message
 from kaggle_kit.training.optim import BN_MODES, OPTIMIZERS
 from kaggle_kit.training.schedules import SCHEDULES
@@ -40,6 +41,17 @@ def _backbone_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(unknown_message(BACKBONES.kind, value, BACKBONES.names()))
     path = Path(value).expanduser()
     return str(path.resolve()) if path.exists() else value
+
+
+def _budget_arg(value: str) -> str:
+    from kaggle_kit.config import parse_budget
+    from kaggle_kit.errors import KitError
+
+    try:
+        parse_budget(value)
+    except KitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
 
 
 def _run_ids(project, slug: str) -> set[str]:
@@ -107,7 +119,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     keys = ("backbone", "weights", "image_size", "resize", "folds", "holdout", "seed", "limit", "batch_size",
             "head_epochs", "finetune_epochs", "finetune_lr", "finetune_schedule", "finetune_from", "unfreeze",
             "augment", "strategy", "group_duplicates", "label_smoothing", "optimizer", "weight_decay",
-            "layer_decay", "warmup", "ema", "bn")
+            "layer_decay", "warmup", "ema", "bn", "budget")
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.epochs is not None:
         out["finetune_epochs"] = args.epochs
@@ -119,7 +131,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 @command("train", "train a run: k-fold (or holdout) fine-tuning with checkpoints and early stopping",
          competition_arg(),
-         arg("--recipe", help="a plugin recipe: fast, best (default: the plugin's defaults)"),
+         arg("--recipe", help="a plugin recipe: fast, best (default: a 20m budget)"),
+         arg("--budget", type=_budget_arg, metavar="TIME",
+             help="train the strongest plan that fits this time, probe included: 90s, 20m, 2h (the default, "
+                  "20m, applies when no recipe and no training option is given)"),
          arg("--folds", type=int, help="stratified k-fold splits (default 5)"),
          arg("--holdout", type=float, help="a single holdout split with this validation fraction, e.g. 0.2"),
          arg("--backbone", type=_backbone_arg, metavar="NAME|PATH",
@@ -159,9 +174,20 @@ def train_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.training.trainer import train
     from kaggle_kit.progress import ProgressView
 
+    from kaggle_kit.training.budget import pinned, process_started
+    from kaggle_kit.training.planner import DEFAULT_BUDGET, PLANNED
+
+    started = process_started()
     project = _project()
     comp = project.competition(args.competition)
-    config = comp.config(args.recipe, _overrides(args))
+    overrides = _overrides(args)
+    parallel = args.parallel_folds not in (None, 1)
+    if (args.recipe is None and args.resume is None and not parallel and "budget" not in overrides
+            and not set(overrides) & set(PLANNED)):
+        overrides["budget"] = DEFAULT_BUDGET     # no recipe, no training option: the default budget
+    config = comp.config(args.recipe, overrides)
+    if config.budget and parallel:
+        raise KitError("--budget trains its folds one after another; drop --parallel-folds or the budget")
     if args.folds is not None and args.holdout is None:
         config = dataclasses.replace(config, holdout=None).validate()  # --folds beats a plugin's default holdout
     if project.default_slug() is None:
@@ -176,7 +202,8 @@ def train_cmd(args: argparse.Namespace) -> int:
                 run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
                                      report=view)
             else:
-                run = train(project, comp, config, resume=args.resume, report=view)
+                run = train(project, comp, config, resume=args.resume, report=view,
+                            keep=pinned(comp, args.recipe, overrides), started=started)
     except KeyboardInterrupt:
         run_id = args.resume or _newest(project, comp.slug, _run_ids(project, comp.slug) - runs_before)
         if run_id is None:

@@ -135,10 +135,15 @@ class Cache:
         e.path.with_suffix(".json").unlink(missing_ok=True)
 
     # -- the two caches the trainer uses -------------------------------------------------------
+    @staticmethod
+    def images_key(manifest: Manifest, size: int, resize: str) -> str:
+        """The key of :meth:`images` (the time planner asks whether they are cached already)."""
+        return cache_key(v=1, fingerprint=manifest.fingerprint, n=len(manifest), size=size, resize=resize)
+
     def images(self, manifest: Manifest, size: int, resize: str, report: Report = quiet) -> RecordFile:
         """Decoded RGB images of ``manifest`` at ``size`` x ``size``, uint8, in manifest order; ``report``
         hears a :class:`~kaggle_kit.events.Stage` (``cached`` when they are read back) and the progress."""
-        key = cache_key(v=1, fingerprint=manifest.fingerprint, n=len(manifest), size=size, resize=resize)
+        key = self.images_key(manifest, size, resize)
         what = f"{len(manifest)} images at {size}px"
         cached = self.has("images", key)
         report(Stage(message=what if cached else f"caching {what}", cached=cached))

@@ -28,11 +28,11 @@ import numpy as np
 from kaggle_kit import interrupt
 from kaggle_kit.atomic import atomic_path, atomic_write_json
 from kaggle_kit.errors import DiskFullError, KitError
-from kaggle_kit.events import Batch, EpochBegin, EpochEnd, PhaseEnd, Report
+from kaggle_kit.events import Batch, BudgetStop, EpochBegin, EpochEnd, PhaseEnd, Report
 from kaggle_kit.metrics import Metric, log_loss
 
 __all__ = ["Tracker", "EvaluateMetric", "SaveBest", "EarlyStop", "ReduceLR", "SaveState", "HISTORY_FIELDS",
-           "append_row", "StopOnInterrupt", "ReportProgress"]
+           "append_row", "StopOnInterrupt", "ReportProgress", "Deadline"]
 
 
 class Tracker(keras.callbacks.Callback):
@@ -309,3 +309,32 @@ class ReportProgress(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.report(PhaseEnd(fold=self.fold, phase=self.phase))
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops a phase after the epoch when another epoch as long as the last would end past
+    ``deadline`` (``time.time()`` seconds): a ``--budget`` run ends in time even when the plan's
+    estimates were off. Goes last in the callback list, so an epoch's time includes its validation
+    and checkpoints; the best checkpoint so far stays the fold's model."""
+
+    def __init__(self, deadline: float, report: Report, *, fold: int, phase: int,
+                 expected_s: float | None = None) -> None:
+        super().__init__()
+        self.deadline, self.report, self.fold, self.phase = deadline, report, fold, phase
+        self.expected_s = expected_s        # the plan's estimate: the first epoch also traces the graph
+        self._start = time.time()
+        self._fastest: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.time()
+        took = now - self._start
+        self._fastest = took if self._fastest is None else min(self._fastest, took)
+        upcoming = self._fastest if self.expected_s is None or epoch > 0 else min(took, self.expected_s)
+        epochs = self.params.get("epochs") or 0
+        if epoch + 1 < epochs and now + upcoming > self.deadline and not self.model.stop_training:
+            self.model.stop_training = True
+            self.report(BudgetStop(fold=self.fold, phase=self.phase, epoch=epoch + 1, epochs=epochs,
+                                   left_s=max(0.0, self.deadline - now)))

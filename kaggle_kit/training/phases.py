@@ -29,12 +29,13 @@ import numpy as np
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
-from kaggle_kit.events import FoldResumed, Report
+from kaggle_kit.events import BudgetStop, FoldResumed, Report
 from kaggle_kit.model.features import pretrained
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import FoldResult, RunRecord
 
 if TYPE_CHECKING:
+    from kaggle_kit.training.planner import TimeBox
     from kaggle_kit.training.trainer import Prepared
 
 __all__ = ["Phase", "FoldTrainer", "train_fold"]
@@ -62,7 +63,8 @@ class FoldTrainer:
     """Trains fold ``k`` of ``run``: build the classifier, plan and fit each phase, score the fold."""
 
     def __init__(self, project: Project, competition: Competition, config: TrainConfig, prepared: "Prepared",
-                 run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> None:
+                 run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report,
+                 timebox: "TimeBox | None" = None) -> None:
         import keras
 
         from kaggle_kit.model.backbones import get_backbone
@@ -72,6 +74,8 @@ class FoldTrainer:
         self.project, self.competition, self.config, self.prepared = project, competition, config, prepared
         self.run, self.k, self.train_idx, self.val_idx, self.report = run, k, train_idx, val_idx, report
         self.started = time.perf_counter()
+        self.timebox = timebox                         # a --budget run: this fold's share of the time left
+        self.deadline = timebox.fold_deadline(len(prepared.splits) - k) if timebox else None
         self.fold_dir = run.fold_dir(k)
         self.fold_dir.mkdir(parents=True, exist_ok=True)
         self.best_path = self.fold_dir / "best.keras"
@@ -101,11 +105,23 @@ class FoldTrainer:
             if phase.inputs == "features":   # the small head was checkpointed; the classifier is written once
                 self.model.get_layer("head").set_weights(load_model(phase.best_file).get_layer("head").get_weights())
                 save_model(self.model, self.best_path)
-        if config.finetune_epochs > 0 or not pretrained(config):
+        if (config.finetune_epochs > 0 or not pretrained(config)) and self._time_for(2):
             if self.best_path.is_file():
                 self.model.set_weights(load_model(self.best_path).get_weights())
             self.fit(self.plan(2))
         return self.result()
+
+    def _time_for(self, phase: int) -> bool:
+        """Whether half an epoch of ``phase`` (the plan's estimate) fits before this fold's deadline;
+        when it does not, the phase is skipped (a resumed phase always goes on)."""
+        if self.deadline is None or self.timebox is None or (self.state and self.state["phase"] == phase):
+            return True
+        left = self.deadline - time.time()
+        if left >= 0.5 * self.timebox.epoch_s.get(phase, 0.0) or not self.best_path.is_file():
+            return True
+        self.report(BudgetStop(fold=self.k, phase=phase, epoch=0, epochs=self.config.finetune_epochs,
+                               left_s=max(0.0, left)))
+        return False
 
     def plan(self, number: int) -> Phase:
         """Phase ``number``: its inputs and its trainee, chosen here and nowhere else."""
@@ -161,8 +177,8 @@ class FoldTrainer:
     def fit(self, phase: Phase) -> None:
         """Train ``phase``, from the epoch after the saved state's when it is in this phase."""
         from kaggle_kit.model.classifier import load_model
-        from kaggle_kit.training.callbacks import (EarlyStop, EvaluateMetric, ReduceLR, ReportProgress, SaveBest,
-                                                   SaveState, StopOnInterrupt)
+        from kaggle_kit.training.callbacks import (Deadline, EarlyStop, EvaluateMetric, ReduceLR, ReportProgress,
+                                                   SaveBest, SaveState, StopOnInterrupt)
         from kaggle_kit.training.schedules import adapts_on_plateau
 
         config, state, trainee, strategy = self.config, self.state, phase.trainee, self.strategy
@@ -197,6 +213,8 @@ class FoldTrainer:
                 SaveState(fold_dir=self.fold_dir, phase=phase.number, trackers=trackers,
                           history=self.run.path / "history.csv", fold=self.k),
                 ReportProgress(self.report, fold=self.k, phase=phase.number, higher_is_better=self.mode == "max"),
+                *([Deadline(self.deadline, self.report, fold=self.k, phase=phase.number,
+                            expected_s=self.timebox.epoch_s.get(phase.number))] if self.deadline else []),
             ])
             self.epochs_run += len(trainee.history.epoch) if trainee.history else 0
         self.best_state = saver.state()
@@ -232,9 +250,10 @@ class FoldTrainer:
 
 
 def train_fold(project: Project, competition: Competition, config: TrainConfig, prepared: "Prepared",
-               run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report) -> FoldResult:
-    """Train fold ``k`` (resuming it where it stopped) and return its result."""
-    return FoldTrainer(project, competition, config, prepared, run, k, train_idx, val_idx, report).train()
+               run: RunRecord, k: int, train_idx: np.ndarray, val_idx: np.ndarray, report: Report,
+               timebox: "TimeBox | None" = None) -> FoldResult:
+    """Train fold ``k`` (resuming it where it stopped; to its share of ``timebox``) and return its result."""
+    return FoldTrainer(project, competition, config, prepared, run, k, train_idx, val_idx, report, timebox).train()
 
 
 def _load_state(fold_dir: Path) -> dict | None:

@@ -69,6 +69,7 @@ class RunRecord:
     fingerprint: str = ""                # of the training images, so a resume checks they did not change
     submissions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    plan: dict[str, Any] | None = None   # a --budget run's plan (training/planner.py), with its estimates
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it

@@ -19,8 +19,9 @@ Example (a notebook)::
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from kaggle_kit import interrupt
 from kaggle_kit.competition import Competition
@@ -35,6 +36,7 @@ from kaggle_kit.model.similar import copy_groups
 from kaggle_kit.project import Project
 from kaggle_kit.training.folds import make_splits
 from kaggle_kit.training.phases import train_fold
+from kaggle_kit.training.planner import TimeBox
 from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import RunRecord
 
@@ -62,17 +64,35 @@ class Prepared:
 
 
 def train(project: Project, competition: Competition, config: TrainConfig, *, resume: str | None = None,
-          report: Report = quiet) -> RunRecord:
+          report: Report = quiet, keep: Mapping[str, Any] = {}, started: float | None = None) -> RunRecord:
     """Train a new run of ``config`` (or the unfinished run ``resume``, with its own config) and
-    return its completed record; Ctrl-C and kills keep finished work (``resume`` goes on from it)."""
+    return its completed record; Ctrl-C and kills keep finished work (``resume`` goes on from it).
+
+    With ``config.budget`` a new run is planned first (:func:`~kaggle_kit.training.budget.plan_budget`:
+    ``keep`` holds the planned options the user set, ``started`` when the clock started, default now)
+    and trains to the budget's deadline; a resumed one trains to the budget it has left."""
+    started = time.time() if started is None else started
+    timebox = None
+    plan = None
+    if config.budget and not resume:
+        from kaggle_kit.training.budget import plan_budget
+
+        config, plan, timebox = plan_budget(project, competition, config, keep=keep, started=started, report=report)
     run = Run.open(project, competition, config, resume)
+    if plan is not None:
+        run.record.plan = plan.to_dict()
+        run.record.plan["epoch_s"] = {str(k): round(v, 2) for k, v in timebox.epoch_s.items()}
+    elif run.record.plan:        # resumed: the time the budget has left after the time already spent
+        spent = run.record.seconds + (time.time() - started)
+        timebox = TimeBox(deadline=time.time() + max(0.0, run.record.plan["budget_s"] - spent),
+                          epoch_s={int(k): v for k, v in run.record.plan.get("epoch_s", {}).items()})
     report(run.started())
     with run.recording():
         prepared = prepare(project, competition, run.config, report)
         run.check_data(prepared.manifest.fingerprint)
         run.attach(prepared.ready())
         run.save()
-        _train_each(project, competition, run, prepared, range(len(prepared.splits)), report)
+        _train_each(project, competition, run, prepared, range(len(prepared.splits)), report, timebox=timebox)
         return run.complete(prepared.manifest, prepared.splits, prepared.groups)
 
 
@@ -92,7 +112,7 @@ def train_folds(project: Project, competition: Competition, run_id: str, folds: 
 
 
 def _train_each(project: Project, competition: Competition, run: Run, prepared: Prepared, folds: Sequence[int],
-                report: Report, *, summary: bool = True) -> None:
+                report: Report, *, summary: bool = True, timebox: TimeBox | None = None) -> None:
     for k in folds:
         if run.record.fold_done(k):
             report(FoldSkipped(fold=k))
@@ -100,7 +120,7 @@ def _train_each(project: Project, competition: Competition, run: Run, prepared: 
         train_idx, val_idx = prepared.splits[k]
         with interrupt.deferred():    # Ctrl-C is raised after a batch, never inside a step or a save
             result = train_fold(project, competition, run.config, prepared, run.record, k, train_idx, val_idx,
-                                report)
+                                report, timebox)
             run.add_fold(result, summary=summary)
         report(FoldDone(fold=k, folds=len(prepared.splits), score=result.score))
 

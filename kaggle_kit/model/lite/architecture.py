@@ -111,6 +111,7 @@ class Block:
     """One inverted-residual block; ``index`` matches torch's ``_blocks.<index>``."""
 
     index: int
+    stage: int             # its row of STAGES (the time planner cuts at a stage's end)
     kernel: int
     stride: int
     expand: int
@@ -133,7 +134,7 @@ def blocks(name: str = "efficientnet_lite0") -> Iterator[Block]:
         filters_in = STEM_FILTERS if i == 0 else round_filters(stage.filters_in, v.width)
         filters_out = round_filters(stage.filters_out, v.width)
         for repeat in range(repeats):
-            yield Block(index=index, kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
+            yield Block(index=index, stage=i, kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
                         expand=stage.expand, filters_in=filters_in if repeat == 0 else filters_out,
                         filters_out=filters_out)
             index += 1
