@@ -1,6 +1,6 @@
 """Augmentation presets by name: each entry builds what phase-2 training applies to a batch.
 
-A preset is built for the plugin's symmetry group (:mod:`kaggle_kit.data.symmetry`): its flips and
+A preset is built for the plugin's symmetry group (:mod:`kaggle_kit.symmetry`): its flips and
 quarter turns are the group's only (``none`` never mirrors), drawn in the same single resampling
 pass as the rotation, shift, shear and zoom (:class:`~kaggle_kit.data.geometry.RandomAffine`).
 The rest are Keras 3's own layers: ``RandAugment``, ``RandomErasing``, ``MixUp``, ``CutMix``
@@ -94,7 +94,7 @@ def list_augments() -> list[str]:
 def make_augment(name: str, seed: int, symmetry: str = "hflip") -> Augmentation | None:
     """What preset ``name`` applies to an image batch (None: nothing), for images of ``symmetry``,
     its random layers seeded with ``seed``."""
-    from kaggle_kit.data.symmetry import get_symmetry
+    from kaggle_kit.symmetry import get_symmetry
 
     get_symmetry(symmetry)
     return AUGMENTS.get(name).factory(seed, symmetry)
@@ -145,7 +145,7 @@ def _none(seed: int, symmetry: str = "hflip"):
 @augment_preset("flip", passes=1, cost=0.8, strength=1)
 def _flip(seed: int, symmetry: str = "hflip"):
     """The flips and quarter turns the plugin's symmetry allows, exact (horizontal flips by default)."""
-    from kaggle_kit.data.symmetry import get_symmetry
+    from kaggle_kit.symmetry import get_symmetry
 
     if len(get_symmetry(symmetry).views) == 1:
         return None
@@ -169,7 +169,7 @@ def _seed_chained(seed: int, symmetry: str = "hflip"):
     """The seed preset as five chained Keras layers (five resampling passes; mirrors only)."""
     from keras import layers
 
-    from kaggle_kit.data.symmetry import get_symmetry
+    from kaggle_kit.symmetry import get_symmetry
 
     flip = [layers.RandomFlip("horizontal", seed=seed)] if get_symmetry(symmetry).mirrors else []
     return Augmentation([

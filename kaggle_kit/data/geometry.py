@@ -5,7 +5,7 @@ resamples (interpolates) the image once per layer: five passes, five blurs. Each
 an affine map of the output pixel onto the input pixel it samples, so their product is one affine
 map, and :class:`RandomAffine` draws every parameter per image, multiplies the matrices (in the
 chain's order) and calls ``keras.ops.image.affine_transform`` once. The symmetry element (a
-mirror, a quarter turn) is drawn from the plugin's group (:mod:`kaggle_kit.data.symmetry`), so
+mirror, a quarter turn) is drawn from the plugin's group (:mod:`kaggle_kit.symmetry`), so
 ``none`` never mirrors. ``tests/test_geometry.py`` checks one pass equals the chained Keras layers
 within interpolation; ``bench/augment.py`` times the two.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kaggle_kit.data.symmetry import get_symmetry, view_matrix
+from kaggle_kit.symmetry import get_symmetry, view_matrix
 
 __all__ = ["RandomAffine", "affine_matrices", "apply_matrices", "view_transform", "zoom_about_centre"]
 
@@ -64,7 +64,7 @@ def view_transform(name: str, x: Any) -> Any:
     """``x`` (a float tensor B, H, W, C, square) under symmetry view ``name``, exactly (no resampling)."""
     import tensorflow as tf
 
-    from kaggle_kit.data.symmetry import VIEWS
+    from kaggle_kit.symmetry import VIEWS
 
     turns, mirror = VIEWS[name]
     if mirror:

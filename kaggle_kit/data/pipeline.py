@@ -34,7 +34,7 @@ def image_dataset(records: RecordFile, indices: np.ndarray, labels: np.ndarray |
 
     ``augment`` (an :class:`~kaggle_kit.data.augment.Augmentation`) maps each training batch ``(x, y)``
     to ``(x', y')``. For test-time augmentation every image is shown under symmetry ``view``
-    (:mod:`kaggle_kit.data.symmetry`; ``flip`` is the old spelling of ``view="hflip"``), then
+    (:mod:`kaggle_kit.symmetry`; ``flip`` is the old spelling of ``view="hflip"``), then
     ``zoom``-ed about its centre (1.15: the object 15 % larger, cropped to the same size).
     """
     from kaggle_kit.data.geometry import view_transform, zoom_about_centre

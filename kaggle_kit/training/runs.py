@@ -68,6 +68,9 @@ class RunRecord:
     fingerprint: str = ""                # of the training images, so a resume checks they did not change
     submissions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tta: str | None = None               # the TTA policy chosen on the OOF (None: a run from before TTA choice)
+    tta_cv: dict[str, dict] = field(default_factory=dict)   # each TTA policy's OOF CV interval
+    tta_note: str = ""                   # why that policy: its lead over no TTA
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it

@@ -1,4 +1,4 @@
-"""Symmetry groups a competition's images have: which flips and quarter turns leave a class unchanged.
+"""Symmetry groups a competition's images have (which flips and quarter turns keep a class), and TTA policies.
 
 A plugin states it (``Competition(symmetries="d8")``); augmentation only draws the transforms the
 group holds, the cached-activation fast path caches its :attr:`Symmetry.cached_views`, and TTA
@@ -10,7 +10,16 @@ after an optional horizontal mirror. Its 3x3 matrix maps an *output* pixel (x, y
 pixel it samples (the convention of ``keras.ops.image.affine_transform``), so views and the random
 geometric augmentation compose into one matrix (:mod:`kaggle_kit.data.geometry`).
 
+A TTA policy (:data:`TTA_POLICIES`) is the set of *view keys* whose predictions it averages: a
+symmetry view, optionally magnified about the centre (``id@1.15``: the object 15 % larger, cropped to
+the input size). A run scores each policy its symmetry allows on its out-of-fold predictions and
+keeps the best (``kaggle_kit/training/tta.py``); ``predict`` uses that one.
+
 Example:
+    >>> [p.name for p in tta_candidates("hflip")]
+    ['none', 'flip', 'scale', 'flip+scale']
+    >>> split_key("hflip@1.15")
+    ('hflip', 1.15)
     >>> list_symmetries()
     ['d8', 'hflip', 'none']
     >>> get_symmetry("hflip").views
@@ -28,10 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kaggle_kit.errors import KitError
 from kaggle_kit.registry import Registry
 
 __all__ = ["VIEWS", "Symmetry", "SYMMETRIES", "get_symmetry", "list_symmetries", "apply_view", "view_matrix",
-           "inverse"]
+           "inverse", "TTAPolicy", "TTA_POLICIES", "get_tta", "list_tta", "tta_candidates", "split_key", "check_tta",
+           "SCALE"]
+
+SCALE = 1.15                 # the magnification of the scale views
 
 # name -> (quarter turns counter-clockwise, mirrored first); D8 ordered so a prefix is a useful subset
 VIEWS: dict[str, tuple[int, bool]] = {
@@ -107,3 +120,67 @@ def view_matrix(name: str, size: int) -> np.ndarray:
     turn = np.linalg.matrix_power(np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float64), turns)
     flip = np.diag([-1.0, 1.0, 1.0]) if mirror else np.eye(3)
     return shift @ flip @ turn @ unshift
+
+
+# -- test-time augmentation policies ----------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TTAPolicy:
+    """A named set of view keys (``view`` or ``view@zoom``) whose predictions are averaged."""
+
+    name: str
+    keys: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(split_key(k)[0] for k in self.keys))
+
+    def allowed_by(self, symmetry: str) -> bool:
+        return set(self.views) <= set(get_symmetry(symmetry).views)
+
+
+TTA_POLICIES: Registry[TTAPolicy] = Registry("TTA policy")
+
+
+def split_key(key: str) -> tuple[str, float]:
+    """``"hflip@1.15"`` -> ``("hflip", 1.15)``; ``"rot90"`` -> ``("rot90", 1.0)``."""
+    view, _, zoom = key.partition("@")
+    return view, float(zoom) if zoom else 1.0
+
+
+def _tta(name: str, keys: tuple[str, ...], description: str) -> None:
+    TTA_POLICIES.add(name, TTAPolicy(name=name, keys=keys, description=description), source=__file__)
+
+
+_D8 = tuple(VIEWS)
+_tta("none", ("id",), "the images as they are")
+_tta("flip", ("id", "hflip"), "and their horizontal mirrors")
+_tta("d8_half", _D8[:4], "4 of the 8 flips and quarter turns (the views the cached fast path holds)")
+_tta("d8", _D8, "all 8 flips and quarter turns")
+_tta("scale", ("id", f"id@{SCALE}"), f"and the image magnified {SCALE}x about its centre")
+_tta("flip+scale", ("id", "hflip", f"id@{SCALE}", f"hflip@{SCALE}"), f"flip, each also magnified {SCALE}x")
+
+
+def get_tta(name: str) -> TTAPolicy:
+    return TTA_POLICIES.get(name)
+
+
+def list_tta() -> list[str]:
+    return TTA_POLICIES.names()
+
+
+def tta_candidates(symmetry: str, available: tuple[str, ...] | None = None) -> list[TTAPolicy]:
+    """The policies ``symmetry`` allows (all of whose keys are ``available``, when given), cheapest first."""
+    order = ["none", "flip", "d8_half", "d8", "scale", "flip+scale"]
+    out = [get_tta(n) for n in order if get_tta(n).allowed_by(symmetry)]
+    return [p for p in out if available is None or set(p.keys) <= set(available)]
+
+
+def check_tta(name: str, symmetry: str, where: str) -> TTAPolicy:
+    """Policy ``name``, or a one-line KitError when unknown or when ``symmetry`` forbids its views."""
+    policy = get_tta(name)
+    if not policy.allowed_by(symmetry):
+        allowed = ", ".join(p.name for p in tta_candidates(symmetry))
+        raise KitError(f"{where}: TTA {name!r} shows views ({', '.join(policy.views)}) that symmetry {symmetry!r} "
+                       f"does not allow; allowed: {allowed}")
+    return policy
