@@ -90,7 +90,8 @@ def choose_tta(metric: Metric, symmetry: str, fold_dirs: Sequence[Path], y_true:
                            groups=None if groups is None else tuple(groups)) for name, ps in proba.items()}
     scores = {name: cv_interval(metric, y_true, o.proba, groups).to_dict() for name, o in oof.items()}
     sign = 1.0 if metric.higher_is_better else -1.0
-    best = max(scores, key=lambda n: (sign * scores[n]["score"], n == "none"))
+    cost = {p.name: len(p.keys) for p in tta_candidates(symmetry)}
+    best = max(scores, key=lambda n: (sign * scores[n]["score"], -cost[n]))     # a tie: the cheaper
     if best == "none" or len(scores) == 1:
         return TTAChoice("none", scores, "no TTA policy scored above plain prediction on the out-of-fold images",
                          proba)
