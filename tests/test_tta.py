@@ -97,3 +97,29 @@ def test_predict_uses_the_run_s_chosen_tta_unless_told(toy_run: tuple[Path, Path
     assert refused.stderr.strip().splitlines() == [
         f"error: run {run.name}: TTA 'd8' shows views (id, hflip, rot90, rot90_hflip, rot180, vflip, rot270, "
         f"rot270_hflip) that symmetry 'hflip' does not allow; allowed: none, flip, scale, flip+scale"]
+
+
+def lite0_run(root: Path, *extra: str) -> dict:
+    result = kit_here(root, "train", "toy", "--backbone", "efficientnet_lite0", "--weights", "imagenet", "--size", "32",
+                      "--holdout", "0.3", "--head-epochs", "2", "--batch-size", "8", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "TTA on the out-of-fold images: none " in result.stdout
+    return run_json(run_dirs(root)[-1])
+
+
+def test_a_head_only_run_scores_its_views_on_cached_features(tmp_path: Path) -> None:
+    rec = lite0_run(make_project(tmp_path, per_class=10, test=3))
+    assert list(rec["tta_cv"]) == ["none", "flip", "scale"]          # the views' features: id, hflip, id@1.15
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "features").glob("*.json")]
+    assert sorted(m["views"] for m in metas) == [["hflip", "id@1.15"], ["id"]]
+
+
+def test_a_d8_plugin_caches_four_views_and_scores_them_above_the_cut(tmp_path: Path) -> None:
+    root = make_project(tmp_path, per_class=10, test=3)
+    plugin = root / "competitions" / "toy.py"
+    plugin.write_text(plugin.read_text().replace('submission=Submission(labels="name"),',
+                                                 'submission=Submission(labels="name"), symmetries="d8",'))
+    rec = lite0_run(root, "--epochs", "1", "--finetune-from", "block7_add", "--augment", "flip")
+    (acts,) = [json.loads(p.read_text()) for p in (root / "cache" / "activations").glob("*.json")]
+    assert acts["views"] == ["id", "hflip", "rot90", "rot90_hflip"] and acts["n"] == 4 * 30
+    assert list(rec["tta_cv"]) == ["none", "flip", "d8_half"]

@@ -191,6 +191,9 @@ def train_cmd(args: argparse.Namespace) -> int:
     out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{cv_text(run)}[/] (95% interval, "
               f"{'grouped' if run.grouped else 'ungrouped'} folds) over {run.n_splits} split(s) "
               f"(folds: {scores}) in {run.seconds:.0f}s")
+    if run.tta_cv:
+        policies = "  ".join(f"{name} {v['score']:.4f}" for name, v in run.tta_cv.items())
+        out.print(f"TTA on the out-of-fold images: {policies}; predict uses [bold]{run.tta}[/] ({run.tta_note})")
     return 0
 
 

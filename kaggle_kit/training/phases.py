@@ -112,7 +112,7 @@ class FoldTrainer:
     def predict_views(self) -> None:
         """The best model's validation predictions under the TTA view keys this path can afford
         (:mod:`kaggle_kit.training.tta`), saved beside ``oof.npy`` for the run to choose its TTA."""
-        from kaggle_kit.data.pipeline import feature_dataset, image_dataset
+        from kaggle_kit.data.pipeline import image_dataset
         from kaggle_kit.model.classifier import load_model, top_model
         from kaggle_kit.symmetry import split_key
         from kaggle_kit.training.tta import candidate_keys, head_keys, save_fold_views
@@ -120,10 +120,13 @@ class FoldTrainer:
         prepared, sym, n = self.prepared, self.competition.symmetries, len(self.prepared.images)
         best = load_model(self.best_path)
 
-        def cached(records, order: list[str], net):
-            return lambda key: net.predict(feature_dataset(records, self.val_idx + order.index(key) * n, self.y_val,
-                                                           n_classes=self.n_classes, batch_size=256, shuffle=False,
-                                                           seed=0), verbose=0)
+        def cached(records, order: list[str], net):     # net: a Keras layer or model, called on batches
+            def predict(key: str):
+                rows = self.val_idx + order.index(key) * n
+                return np.concatenate([np.asarray(net(records.read(rows[i:i + 256]).astype(np.float32),
+                                                      training=False))
+                                       for i in range(0, len(rows), 256)])
+            return predict
 
         if prepared.tta_features is not None:            # head-only: each view's cached features
             keys = head_keys(sym)
