@@ -158,13 +158,13 @@ def _light(seed: int, symmetry: str = "hflip"):
     return Augmentation([_affine(seed, symmetry, **_LIGHT)])
 
 
-@augment_preset("seed", passes=1, cost=0.6, strength=3)
+@augment_preset("seed", passes=1, cost=1.0, strength=3)
 def _seed(seed: int, symmetry: str = "hflip"):
     """What the course seeds gave ImageDataGenerator (rotation 20 deg, shifts, shear, zoom, flips), one pass."""
     return Augmentation([_affine(seed, symmetry, **_SEED)])
 
 
-@augment_preset("seed_chained", passes=5, cost=3.6, strength=3)
+@augment_preset("seed_chained", passes=5, cost=5.1, strength=3)
 def _seed_chained(seed: int, symmetry: str = "hflip"):
     """The seed preset as five chained Keras layers (five resampling passes; mirrors only)."""
     from keras import layers
@@ -181,7 +181,7 @@ def _seed_chained(seed: int, symmetry: str = "hflip"):
     ])
 
 
-@augment_preset("strong", passes=1, cost=1.0, strength=3)
+@augment_preset("strong", passes=1, cost=1.2, strength=3)
 def _strong(seed: int, symmetry: str = "hflip"):
     """The seed preset plus brightness and contrast jitter."""
     from keras import layers
@@ -191,7 +191,7 @@ def _strong(seed: int, symmetry: str = "hflip"):
                          layers.RandomContrast(0.2, value_range=(0, 255), seed=seed)])
 
 
-@augment_preset("randaugment", passes=3, cost=21.6, strength=3)
+@augment_preset("randaugment", passes=3, cost=24.2, strength=3)
 def _randaugment(seed: int, symmetry: str = "hflip"):
     """Symmetry flips, then Keras' RandAugment (2 random ops of 11, magnitude 0.5)."""
     from keras import layers
@@ -200,7 +200,7 @@ def _randaugment(seed: int, symmetry: str = "hflip"):
                          layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed)])
 
 
-@augment_preset("erasing", passes=1, cost=2.3, strength=3)
+@augment_preset("erasing", passes=1, cost=3.2, strength=3)
 def _erasing(seed: int, symmetry: str = "hflip"):
     """The light preset plus Keras' RandomErasing (one random box of 2-33 % of the image, noise-filled)."""
     from keras import layers
@@ -209,7 +209,7 @@ def _erasing(seed: int, symmetry: str = "hflip"):
                          layers.RandomErasing(factor=0.5, value_range=(0, 255), seed=seed)])
 
 
-@augment_preset("mixup", passes=1, cost=1.0, strength=4, paths=("images", "features"), mixes_labels=True)
+@augment_preset("mixup", passes=1, cost=1.2, strength=4, paths=("images", "features"), mixes_labels=True)
 def _mixup(seed: int, symmetry: str = "hflip"):
     """The light preset plus Keras' MixUp (alpha 0.2) of images and one-hot labels; MixUp on cached features."""
     from keras import layers
@@ -217,7 +217,7 @@ def _mixup(seed: int, symmetry: str = "hflip"):
     return Augmentation([_affine(seed, symmetry, **_LIGHT)], mix=layers.MixUp(alpha=0.2, seed=seed))
 
 
-@augment_preset("cutmix", passes=1, cost=1.2, strength=4, mixes_labels=True)
+@augment_preset("cutmix", passes=1, cost=1.5, strength=4, mixes_labels=True)
 def _cutmix(seed: int, symmetry: str = "hflip"):
     """The light preset plus Keras' CutMix (a box of another image, labels mixed by its area); images only."""
     from keras import layers
