@@ -114,10 +114,12 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
 
 
 def predict(run: Any | None = None, *, competition: str | Competition | None = None,
-            project: Project | None = None, tta: bool | None = None, progress: bool | Report = True) -> Path:
+            project: Project | None = None, tta: bool | str | None = None, progress: bool | Report = True) -> Path:
     """Predict the test set with a run's fold ensemble; write and validate the submission CSV.
 
-    ``run``: a ``RunRecord``, a run id, or None for the best run by CV. Returns the CSV's path.
+    ``run``: a ``RunRecord``, a run id, or None for the best run by CV. ``tta``: a TTA policy name
+    (``none``, ``flip``, ``d8``, ``scale``, ...), True/False (mirrors / none), or None: the policy the
+    run chose on its out-of-fold CV. Returns the CSV's path.
     """
     from kaggle_kit.prediction.predictor import make_submission
 

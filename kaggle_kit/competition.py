@@ -28,6 +28,8 @@ from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import ConfigError, DataError, KitError
 from kaggle_kit.layouts import Layout, NoTest
 from kaggle_kit.metrics import Metric, get_metric
+from kaggle_kit.registry import UnknownName
+from kaggle_kit.symmetry import SYMMETRIES
 
 __all__ = ["Competition", "Submission"]
 
@@ -74,6 +76,7 @@ class Competition:
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "fast", "best", ...
     group_column: str | None = None   # a labels-CSV column that groups images of one original
     group_pattern: str | None = None  # or a regex on the file name: its first group (else the match) is the key
+    symmetries: str = "hflip"         # which flips/turns keep a class: none, hflip, d8 (kaggle_kit/symmetry.py)
     source: str = ""                  # the plugin file, filled in by the loader
 
     def __post_init__(self) -> None:
@@ -82,6 +85,10 @@ class Competition:
         if len(set(self.classes)) != len(self.classes):
             raise KitError(f"{self.slug}: class names repeat: {self.classes}")
         get_metric(self.metric)  # fails early, naming the known metrics
+        try:
+            SYMMETRIES.check(self.symmetries)
+        except UnknownName as e:
+            raise KitError(f"{self.slug}: symmetries: {e}") from None
         if self.group_pattern is not None:
             if self.group_column:
                 raise KitError(f"{self.slug}: set group_column or group_pattern, not both")

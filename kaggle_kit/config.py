@@ -12,7 +12,7 @@ Example:
     >>> cfg.merged({"augment": "ligth"}).validate()
     Traceback (most recent call last):
     ...
-    kaggle_kit.errors.ConfigError: unknown augmentation preset 'ligth'; did you mean light? Known: flip, light, none, seed, strong
+    kaggle_kit.errors.ConfigError: unknown augmentation preset 'ligth'; did you mean light? Known: cutmix, erasing, flip, light, mixup, none, randaugment, seed, seed_chained, strong
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class TrainConfig:
     patience: int = 4                  # early stopping patience, epochs
     lr_patience: int = 2               # ReduceLROnPlateau patience, epochs
     # prediction
-    tta: bool = True                   # average with horizontally flipped images
+    tta: bool = True                   # choose a TTA policy on the OOF predictions (training/tta.py)
     # hardware
     strategy: str = "auto"
     # time budget: "90s", "20m", "2h"; the planner (training/planner.py) then chooses the knobs above

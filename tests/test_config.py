@@ -35,8 +35,8 @@ def test_the_defaults_and_every_registered_name_pass() -> None:
 
 @pytest.mark.parametrize("option, value, message", [
     ("backbone", "resnet5", "unknown backbone 'resnet5'; did you mean resnet50? Known: convnext_tiny, "),
-    ("augment", "ligth", "unknown augmentation preset 'ligth'; did you mean light? Known: flip, light, none, "
-                         "seed, strong"),
+    ("augment", "ligth", "unknown augmentation preset 'ligth'; did you mean light? Known: cutmix, erasing, flip, "
+                         "light, mixup, none, randaugment, seed, seed_chained, strong"),
     ("finetune_schedule", "cosin", "unknown learning-rate schedule 'cosin'; did you mean cosine? Known: "
                                    "cosine, plateau"),
     ("strategy", "gpus", "unknown strategy 'gpus'; did you mean gpu"),

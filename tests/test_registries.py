@@ -19,7 +19,8 @@ from kaggle_kit.training.optim import BN_MODES, list_optimizers
 
 
 def test_list_helpers() -> None:
-    assert list_augments() == ["flip", "light", "none", "seed", "strong"]
+    assert list_augments() == ["cutmix", "erasing", "flip", "light", "mixup", "none", "randaugment", "seed",
+                               "seed_chained", "strong"]
     assert list_resize_modes() == ["crop", "pad", "stretch"]
     assert list_schedules() == ["cosine", "plateau"]
     assert list_strategies() == ["auto", "cpu", "gpu", "mirrored", "tpu"]
@@ -29,6 +30,8 @@ def test_list_helpers() -> None:
 
 def test_entries_carry_their_facts() -> None:
     assert all(get_augment(n).description for n in list_augments())
+    assert all(get_augment(n).cost >= 0 and 0 <= get_augment(n).strength <= 4 for n in list_augments())
+    assert [n for n in list_augments() if "features" in get_augment(n).paths] == ["mixup"]
     assert all(e.description for e in STRATEGIES.entries())
     assert [get_resize_mode(n).keeps_aspect for n in list_resize_modes()] == [True, True, False]
     assert get_schedule("plateau").adapts_on_plateau and not get_schedule("cosine").adapts_on_plateau
@@ -37,7 +40,9 @@ def test_entries_carry_their_facts() -> None:
 
 def test_augment_presets_build_and_a_typo_names_the_closest() -> None:
     assert make_augment("none", 0) is None
-    assert [type(layer).__name__ for layer in make_augment("flip", 0).layers] == ["RandomFlip"]
+    assert [type(layer).__name__ for layer in make_augment("flip", 0).layers] == ["RandomAffine"]
+    assert [type(layer).__name__ for layer in make_augment("seed_chained", 0).layers] == [
+        "RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom"]
     with pytest.raises(UnknownName, match="unknown augmentation preset 'strnog'; did you mean strong"):
         make_augment("strnog", 0)
     assert "strong" in AUGMENTS

@@ -184,7 +184,8 @@ def test_backbone_features_are_cached_and_reused(root: Path, weights: Path, mobi
     comp = project.competition("toy")
     first = run_json(mobilenet)["config"]
     config = comp.config(None, {"backbone": first["backbone"], "image_size": 32, "holdout": 0.3,
-                                "weights": str(weights), "head_epochs": 1, "finetune_epochs": 0})
+                                "weights": str(weights), "head_epochs": 1, "finetune_epochs": 0,
+                                "tta": False})    # the TTA views' features are a cache of their own (test_tta.py)
     seen: list = []
     second = train(project, comp, config, report=seen.append)
     assert second.status == "complete" and second.run_id != mobilenet.name

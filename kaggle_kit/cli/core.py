@@ -16,6 +16,7 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.registry import Registry, unknown_message
 from kaggle_kit.training.optim import BN_MODES, OPTIMIZERS
 from kaggle_kit.training.schedules import SCHEDULES
+from kaggle_kit.symmetry import list_tta
 
 __all__ = ["competitions", "use", "train_cmd", "runs_cmd", "predict_cmd", "one_of"]
 
@@ -113,6 +114,17 @@ def use(args: argparse.Namespace) -> int:
     project.set_default(comp.slug)
     console().print(f"default competition: {comp.slug}")
     return 0
+
+
+def _tta_arg(value: str) -> str:
+    from kaggle_kit.registry import UnknownName
+    from kaggle_kit.symmetry import TTA_POLICIES
+
+    try:
+        TTA_POLICIES.check(value)
+    except UnknownName as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -218,6 +230,9 @@ def train_cmd(args: argparse.Namespace) -> int:
     out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{cv_text(run)}[/] (95% interval, "
               f"{'grouped' if run.grouped else 'ungrouped'} folds) over {run.n_splits} split(s) "
               f"(folds: {scores}) in {run.seconds:.0f}s")
+    if run.tta_cv:
+        policies = "  ".join(f"{name} {v['score']:.4f}" for name, v in run.tta_cv.items())
+        out.print(f"TTA on the out-of-fold images: {policies}; predict uses [bold]{run.tta}[/] ({run.tta_note})")
     return 0
 
 
@@ -253,8 +268,10 @@ def runs_cmd(args: argparse.Namespace) -> int:
 @command("predict", "predict the test set with a run's fold ensemble and write the submission CSV",
          competition_arg(),
          *run_args(),
-         arg("--tta", action=argparse.BooleanOptionalAction, default=None,
-             help="average with horizontally flipped images (default: the run's setting)"))
+         arg("--tta", nargs="?", const=True, default=None, metavar="POLICY", type=_tta_arg,
+             help=f"test-time augmentation: a policy ({', '.join(list_tta())}); alone: the mirrors the "
+                  f"plugin's symmetry allows (default: the policy the run chose on its out-of-fold CV)"),
+         arg("--no-tta", dest="tta", action="store_const", const=False, help="no test-time augmentation"))
 def predict_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.prediction.predictor import make_submission
     from kaggle_kit.progress import ProgressView

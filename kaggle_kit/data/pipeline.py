@@ -29,11 +29,17 @@ __all__ = ["image_dataset", "feature_dataset"]
 # -- datasets ---------------------------------------------------------------------------------------
 def image_dataset(records: RecordFile, indices: np.ndarray, labels: np.ndarray | None, *, n_classes: int,
                   batch_size: int, shuffle: bool = False, seed: int = 0, augment=None,
-                  flip: bool = False) -> tf.data.Dataset:
+                  flip: bool = False, view: str = "id", zoom: float = 1.0) -> tf.data.Dataset:
     """Batches of (float32 images 0-255, one-hot labels), or images alone when ``labels`` is None.
 
-    ``flip`` mirrors every image horizontally (test-time augmentation).
+    ``augment`` (an :class:`~kaggle_kit.data.augment.Augmentation`) maps each training batch ``(x, y)``
+    to ``(x', y')``. For test-time augmentation every image is shown under symmetry ``view``
+    (:mod:`kaggle_kit.symmetry`; ``flip`` is the old spelling of ``view="hflip"``), then
+    ``zoom``-ed about its centre (1.15: the object 15 % larger, cropped to the same size).
     """
+    from kaggle_kit.data.geometry import view_transform, zoom_about_centre
+
+    view = "hflip" if flip and view == "id" else view
     indices = np.asarray(indices, dtype=np.int64)
     shape = records.shape
     ds = tf.data.Dataset.from_tensor_slices(np.arange(len(indices)))
@@ -50,8 +56,9 @@ def image_dataset(records: RecordFile, indices: np.ndarray, labels: np.ndarray |
         x, y = tf.numpy_function(read, [pos], [tf.uint8, tf.int64])
         x.set_shape((None, *shape))
         x = tf.cast(x, tf.float32)
-        if flip:
-            x = tf.reverse(x, axis=[2])
+        x = view_transform(view, x)
+        if zoom != 1.0:
+            x = zoom_about_centre(x, zoom)
         if labels is None:
             return x
         y.set_shape((None,))
@@ -59,13 +66,14 @@ def image_dataset(records: RecordFile, indices: np.ndarray, labels: np.ndarray |
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def feature_dataset(features: RecordFile, indices: np.ndarray, labels: np.ndarray, *, n_classes: int,
-                    batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Batches of (cached backbone features, one-hot labels) for training the head."""
+                    batch_size: int, shuffle: bool, seed: int, mix=None) -> tf.data.Dataset:
+    """Batches of (cached backbone features, one-hot labels) for training the head; ``mix`` (see
+    :func:`~kaggle_kit.data.augment.make_feature_mix`) maps each batch ``(x, y)`` to ``(x', y')``."""
     indices = np.asarray(indices, dtype=np.int64)
     label_arr = np.asarray(labels, dtype=np.int64)
     ds = tf.data.Dataset.from_tensor_slices(np.arange(len(indices)))
@@ -81,4 +89,7 @@ def feature_dataset(features: RecordFile, indices: np.ndarray, labels: np.ndarra
         y.set_shape((None,))
         return x, tf.one_hot(y, n_classes)
 
-    return ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if mix is not None:
+        ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -19,7 +19,7 @@ from kaggle_kit.events import Progress, Report, Stage, quiet
 from kaggle_kit.project import Project
 
 __all__ = ["pretrained", "weights_id", "backbone_features", "backbone_outputs", "features_from_activations",
-           "cached_outputs", "plain", "mirrored"]
+           "cached_outputs", "plain", "mirrored", "view_pass", "view_batch"]
 
 Pass = Callable[[Any, np.ndarray], np.ndarray]   # (network, float32 batch) -> its outputs for that batch
 
@@ -53,22 +53,50 @@ def backbone_features(project: Project, config: TrainConfig, manifest: Manifest,
     return backbone_outputs(project, config, images, layer=None, flip=False, report=report)
 
 
-def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: str | None, flip: bool,
-                     report: Report = quiet):
+def view_pass(key: str) -> Pass:
+    """A pass over the images under view key ``key`` (a symmetry view, ``@zoom`` magnified about the
+    centre: :func:`kaggle_kit.symmetry.split_key`)."""
+    if key == "id":
+        return plain
+    if key == "hflip":
+        return mirrored
+    return lambda net, x: net.predict_on_batch(view_batch(key, x))
+
+
+def view_batch(key: str, x: np.ndarray) -> np.ndarray:
+    """A float32 batch under view key ``key`` (exact flips and turns; a zoom is one bilinear pass)."""
+    from kaggle_kit.symmetry import apply_view, split_key
+
+    view, zoom = split_key(key)
+    x = np.ascontiguousarray(apply_view(view, np.asarray(x, np.float32)))
+    if zoom != 1.0:
+        from kaggle_kit.data.geometry import zoom_about_centre
+
+        x = np.asarray(zoom_about_centre(x, zoom))
+    return x
+
+
+def backbone_outputs(project: Project, config: TrainConfig, images, *, layer: str | None, flip: bool = False,
+                     views: Sequence[str] | None = None, report: Report = quiet):
     """Every image run once through the frozen pretrained backbone, up to ``layer`` (None: the pooled
-    features), cached on disk. With ``flip`` the mirrored images follow as records N..2N-1."""
+    features), cached on disk, once per symmetry view of ``views`` (default ``("id",)``, or
+    ``("id", "hflip")`` with ``flip``): view ``v``'s records are ``v*N .. (v+1)*N-1``."""
     from kaggle_kit.model.backbones import get_backbone
     from kaggle_kit.model.classifier import partial_backbone
 
+    views = tuple(views) if views is not None else (("id", "hflip") if flip else ("id",))
+    legacy = views in (("id",), ("id", "hflip"))      # the key these two had before views existed
+    extra = {} if legacy else {"views": ",".join(views)}
+    flip = views == ("id", "hflip")
     backbone = get_backbone(config.backbone)
     file = {"file": backbone.fingerprint} if backbone.fingerprint else {}   # a model file: its contents count
     key = cache_key(v=1, images=images.path.name, backbone=backbone.name, weights=weights_id(config.weights),
-                    size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip, **file)
+                    size=config.image_size, preprocess=backbone.preprocess, layer=layer, flip=flip, **file, **extra)
     what = f"{backbone.short_name} features" if layer is None else f"{backbone.short_name} activations at {layer}"
     return cached_outputs(project, config, "features" if layer is None else "activations", key, what,
                           lambda model: partial_backbone(model, layer), images, len(images),
-                          passes=(plain, mirrored) if flip else (plain,), batch=64,
-                           meta={"n": len(images) * (2 if flip else 1), "backbone": backbone.name,
+                          passes=tuple(view_pass(v) for v in views), batch=64,
+                           meta={"n": len(images) * len(views), "views": list(views), "backbone": backbone.name,
                                  "size": config.image_size, "layer": layer}, report=report)
 
 

@@ -1,4 +1,9 @@
-"""Prediction: a run's fold models, averaged (with optional flip TTA), and the submission CSV.
+"""Prediction: a run's fold models, averaged over a TTA policy's views, and the submission CSV.
+
+``tta`` everywhere here is a policy name (:data:`kaggle_kit.symmetry.TTA_POLICIES`: ``none``,
+``flip``, ``d8``, ``scale``, ...), ``True``/``False`` (the old switch: ``flip``/``none``), or None:
+the policy the run chose on its out-of-fold predictions (``run.json``'s ``tta``; :func:`resolve_tta`). A policy
+whose views the competition's symmetry forbids is a one-line error.
 
 Example (a notebook)::
 
@@ -23,10 +28,24 @@ from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
 from kaggle_kit.prediction.submission import build_frame, expected_ids, validate_frame, write_submission
-from kaggle_kit.model.features import backbone_outputs
+from kaggle_kit.model.features import backbone_outputs, view_batch
+from kaggle_kit.symmetry import TTAPolicy, check_tta, get_symmetry, split_key
 from kaggle_kit.training.trainer import head_only
 
-__all__ = ["Predictor", "predict_test", "submission_path", "make_submission"]
+__all__ = ["Predictor", "predict_test", "submission_path", "make_submission", "resolve_tta"]
+
+TTA = bool | str | None
+
+
+def resolve_tta(run: RunRecord, tta: TTA, symmetry: str = "hflip") -> TTAPolicy:
+    """The policy ``tta`` names for ``run``. None: the one the run chose on its OOF (a run from before
+    that choice: its config's switch); True: ``flip`` where ``symmetry`` has mirrors, else ``none``;
+    False: ``none``; a name: that policy, if ``symmetry`` allows its views."""
+    if tta is None:
+        tta = run.tta or run.config.tta
+    if isinstance(tta, bool):
+        tta = "flip" if tta and get_symmetry(symmetry).mirrors else "none"
+    return check_tta(tta, symmetry, f"run {run.run_id}")
 
 
 @dataclass
@@ -38,9 +57,10 @@ class Predictor:
     image_size: int
     resize: str
     classes: tuple[str, ...]
+    symmetry: str = "hflip"         # the competition's (which TTA views are allowed)
 
     @classmethod
-    def from_run(cls, run: RunRecord) -> "Predictor":
+    def from_run(cls, run: RunRecord, symmetry: str = "hflip") -> "Predictor":
         from kaggle_kit.model.classifier import load_model
 
         if run.status != "complete" or not run.folds:
@@ -48,40 +68,48 @@ class Predictor:
                            f"finish it with `kaggle-kit train --resume {run.run_id}`")
         models = [load_model(p) for p in run.model_paths()]
         return cls(run=run, models=models, image_size=run.image_size,
-                   resize=run.config.resize, classes=tuple(run.classes))
+                   resize=run.config.resize, classes=tuple(run.classes), symmetry=symmetry)
 
-    def predict_batch(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Mean probability over the fold models (and the mirrored images when ``tta``). The images and
-        their mirrors go to each model as one batch: one call per fold model."""
+    def keys(self, tta: TTA) -> tuple[str, ...]:
+        """The view keys of ``tta`` for this run (bool/None as :func:`resolve_tta`)."""
+        if isinstance(tta, TTAPolicy):
+            return tta.keys
+        return resolve_tta(self.run, tta, self.symmetry).keys
+
+    def predict_batch(self, images: np.ndarray, tta: TTA = False) -> np.ndarray:
+        """Mean probability over the fold models and the views of ``tta``. The images under every
+        view go to each model as one batch: one call per fold model."""
         x = np.asarray(images, dtype=np.float32)
-        n, views = len(x), 2 if tta else 1
-        batch = np.concatenate([x, x[:, :, ::-1]]) if tta else x
+        keys = self.keys(tta)
+        n, views = len(x), len(keys)
+        batch = np.concatenate([view_batch(k, x) for k in keys]) if keys != ("id",) else x
         total = np.zeros((views * n, len(self.classes)))
         for model in self.models:
             total += np.asarray(model.predict_on_batch(batch), dtype=np.float64)
         return total.reshape(views, n, -1).sum(axis=0) / (len(self.models) * views)
 
-    def predict_dataset(self, records, indices: np.ndarray, tta: bool, batch_size: int = 64,
+    def predict_dataset(self, records, indices: np.ndarray, tta: TTA, batch_size: int = 64,
                         report: Report = quiet) -> np.ndarray:
         from kaggle_kit.data.pipeline import image_dataset
 
         total = np.zeros((len(indices), len(self.classes)))
-        views = [False, True] if tta else [False]
-        steps = len(self.models) * len(views)
+        keys = self.keys(tta)
+        steps = len(self.models) * len(keys)
         for m, model in enumerate(self.models):
-            for v, flip in enumerate(views):
+            for v, key in enumerate(keys):
+                view, zoom = split_key(key)
                 ds = image_dataset(records, indices, None, n_classes=len(self.classes), batch_size=batch_size,
-                                   flip=flip)
+                                   view=view, zoom=zoom)
                 total += model.predict(ds, verbose=0)
-                report(Progress(task="predict", done=m * len(views) + v + 1, total=steps))
+                report(Progress(task="predict", done=m * len(keys) + v + 1, total=steps))
         return total / steps
 
-    def predict_features(self, features, n: int, tta: bool) -> np.ndarray:
+    def predict_features(self, features, n: int, tta: TTA) -> np.ndarray:
         """For head-only runs: every fold model shares the frozen backbone, so the (cached) test
-        features are computed once and only each fold's head runs. Records n..2n-1 are the mirrored
-        images when ``tta``."""
+        features are computed once and only each fold's head runs. Records ``v*n .. (v+1)*n-1`` are
+        the images under the policy's ``v``-th view key."""
         x = features.read_all().astype(np.float32)
-        views = [x[:n], x[n:2 * n]] if tta else [x[:n]]
+        views = [x[v * n:(v + 1) * n] for v in range(len(self.keys(tta)))]
         total = np.zeros((n, len(self.classes)))
         for model in self.models:
             head = model.get_layer("head")
@@ -90,21 +118,22 @@ class Predictor:
         return total / (len(self.models) * len(views))
 
 
-def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: bool,
+def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: TTA,
                  report: Report = quiet) -> tuple[list[str], np.ndarray, list[str]]:
     """Test-set probabilities in submission id order, and warnings (e.g. unreadable test images)."""
     root = project.data_root(competition.slug)
     manifest = build_manifest(competition, root, "test", cache_dir=project.cache)
     if len(manifest) == 0 and not manifest.excluded:
         raise KitError(f"{competition.slug} has no test split: nothing to predict")
-    predictor = Predictor.from_run(run)
+    policy = resolve_tta(run, tta, competition.symmetries)
+    predictor = Predictor.from_run(run, competition.symmetries)
     records = Cache(project.cache).images(manifest, predictor.image_size, predictor.resize, report=report)
     config = run.config
     if head_only(config):
-        features = backbone_outputs(project, config, records, layer=None, flip=tta, report=report)
-        proba = predictor.predict_features(features, len(manifest), tta)
+        features = backbone_outputs(project, config, records, layer=None, views=policy.keys, report=report)
+        proba = predictor.predict_features(features, len(manifest), policy)
     else:
-        proba = predictor.predict_dataset(records, np.arange(len(manifest)), tta, report=report)
+        proba = predictor.predict_dataset(records, np.arange(len(manifest)), policy, report=report)
     by_id = {competition.submission.id_of(i): p for i, p in zip(manifest.ids, proba)}
     all_test_ids = list(manifest.ids) + [Path(e.path).name for e in manifest.excluded]
     ids = expected_ids(competition, root, all_test_ids)
@@ -113,14 +142,18 @@ def predict_test(project: Project, competition: Competition, run: RunRecord, *, 
     return ids, np.stack([by_id.get(i, prior) for i in ids]), warnings
 
 
-def submission_path(project: Project, competition: Competition, run: RunRecord, tta: bool) -> Path:
-    return project.submissions / competition.slug / f"{run.run_id}{'-tta' if tta else ''}.csv"
+def submission_path(project: Project, competition: Competition, run: RunRecord, tta: TTA) -> Path:
+    """``<run-id>.csv`` (no TTA), ``<run-id>-tta.csv`` (flip, as before policies), ``<run-id>-tta-<policy>.csv``."""
+    name = resolve_tta(run, tta, competition.symmetries).name
+    suffix = {"none": "", "flip": "-tta"}.get(name, f"-tta-{name}")
+    return project.submissions / competition.slug / f"{run.run_id}{suffix}.csv"
 
 
-def make_submission(project: Project, competition: Competition, run: RunRecord, *, tta: bool | None = None,
+def make_submission(project: Project, competition: Competition, run: RunRecord, *, tta: TTA = None,
                     reuse: bool = True, report: Report = quiet) -> Path:
-    """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten)."""
-    tta = run.config.tta if tta is None else tta
+    """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten).
+    ``tta`` None: the policy the run chose on its out-of-fold predictions."""
+    tta = resolve_tta(run, tta, competition.symmetries).name
     path = submission_path(project, competition, run, tta)
     if reuse and path.is_file():    # checked again: every id the sample submission names, valid labels
         import pandas as pd

@@ -109,6 +109,8 @@ class FoldTrainer:
             if self.best_path.is_file():
                 self.model.set_weights(load_model(self.best_path).get_weights())
             self.fit(self.plan(2))
+        if config.tta and self.best_path.is_file():
+            self.predict_views()
         return self.result()
 
     def _time_for(self, phase: int) -> bool:
@@ -122,6 +124,42 @@ class FoldTrainer:
         self.report(BudgetStop(fold=self.k, phase=phase, epoch=0, epochs=self.config.finetune_epochs,
                                left_s=max(0.0, left)))
         return False
+
+    def predict_views(self) -> None:
+        """The best model's validation predictions under the TTA view keys this path can afford
+        (:mod:`kaggle_kit.training.tta`), saved beside ``oof.npy`` for the run to choose its TTA."""
+        from kaggle_kit.data.pipeline import image_dataset
+        from kaggle_kit.model.classifier import load_model, top_model
+        from kaggle_kit.symmetry import split_key
+        from kaggle_kit.training.tta import candidate_keys, head_keys, save_fold_views
+
+        prepared, sym, n = self.prepared, self.competition.symmetries, len(self.prepared.images)
+        best = load_model(self.best_path)
+
+        def cached(records, order: list[str], net):     # net: a Keras layer or model, called on batches
+            def predict(key: str):
+                rows = self.val_idx + order.index(key) * n
+                return np.concatenate([np.asarray(net(records.read(rows[i:i + 256]).astype(np.float32),
+                                                      training=False))
+                                       for i in range(0, len(rows), 256)])
+            return predict
+
+        if prepared.tta_features is not None:            # head-only: each view's cached features
+            keys = head_keys(sym)
+            order = [k for k in keys if k != "id"]
+            predict = cached(prepared.tta_features, order, best.get_layer("head"))
+        elif prepared.activations is not None:           # the layers above the cut, on cached views
+            keys = candidate_keys(sym, prepared.activation_views)
+            predict = cached(prepared.activations, list(prepared.activation_views),
+                             top_model(best, self.config.finetune_from))
+        else:
+            keys = candidate_keys(sym)
+
+            def predict(key: str):
+                view, zoom = split_key(key)
+                return best.predict(image_dataset(prepared.images, self.val_idx, None, n_classes=self.n_classes,
+                                                  batch_size=self.batch, view=view, zoom=zoom), verbose=0)
+        save_fold_views(self.fold_dir, keys, predict)
 
     def plan(self, number: int) -> Phase:
         """Phase ``number``: its inputs and its trainee, chosen here and nowhere else."""
@@ -155,22 +193,25 @@ class FoldTrainer:
                      best_file=best_file, save=save, schedule=schedule)
 
     def _datasets(self, cached: Any, *, batch: int) -> tuple[Any, Any]:
-        """Training (shuffled) and validation datasets of the images, or of cached backbone outputs
-        (whose mirrored copies, if any, follow as records n..2n-1 and train too)."""
-        from kaggle_kit.data.augment import make_augment
+        """Training (shuffled, augmented) and validation datasets of the images, or of cached backbone
+        outputs (whose symmetry views, if any, follow as records n..2n-1, ... and train too; MixUp
+        presets mix them, :func:`~kaggle_kit.data.augment.make_feature_mix`)."""
+        from kaggle_kit.data.augment import make_augment, make_feature_mix
         from kaggle_kit.data.pipeline import feature_dataset, image_dataset
 
         seed, y_train = self.config.seed + self.k, self.labels[self.train_idx]
         if cached is None:
             images = self.prepared.images
+            augment = make_augment(self.config.augment, seed, self.competition.symmetries)
             return (image_dataset(images, self.train_idx, y_train, n_classes=self.n_classes, batch_size=batch,
-                                  shuffle=True, seed=seed, augment=make_augment(self.config.augment, seed)),
+                                  shuffle=True, seed=seed, augment=augment),
                     image_dataset(images, self.val_idx, self.y_val, n_classes=self.n_classes, batch_size=batch))
         n = len(self.prepared.images)
         flips = len(cached) // n
         train_idx = np.concatenate([self.train_idx + f * n for f in range(flips)])
         return (feature_dataset(cached, train_idx, np.tile(y_train, flips), n_classes=self.n_classes,
-                                batch_size=batch, shuffle=True, seed=seed),
+                                batch_size=batch, shuffle=True, seed=seed,
+                                mix=make_feature_mix(self.config.augment, seed)),
                 feature_dataset(cached, self.val_idx, self.y_val, n_classes=self.n_classes, batch_size=256,
                                 shuffle=False, seed=0))
 

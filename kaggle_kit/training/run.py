@@ -43,6 +43,7 @@ from kaggle_kit.events import DataReady, RunStarted
 from kaggle_kit.model.backbones import get_backbone
 from kaggle_kit.project import Project
 from kaggle_kit.training.cv import CVInterval, cv_interval
+from kaggle_kit.training.tta import choose_tta
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
 
 __all__ = ["Run", "write_oof"]
@@ -127,9 +128,24 @@ class Run:
                            f"cannot complete run {self.record.run_id}")
         self.record.cv_interval = write_oof(self.record, self.competition, manifest, splits, groups)
         self.record.cv = self.record.cv_interval.score
+        if self.config.tta:
+            self._choose_tta(manifest, splits, groups)
         self.record.status = "complete"
         self.save()
         return self.record
+
+    def _choose_tta(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None) -> None:
+        """Score each TTA policy on the out-of-fold predictions; record them and the choice
+        (:mod:`kaggle_kit.training.tta`); the chosen policy's OOF goes to ``oof_tta_<name>.csv``."""
+        idx = np.concatenate([np.asarray(va) for _, va in splits])
+        choice = choose_tta(self.competition.scorer, self.competition.symmetries,
+                            [self.record.fold_dir(k) for k in range(len(splits))], np.asarray(manifest.labels)[idx],
+                            None if groups is None else [groups[i] for i in idx])
+        rec = self.record
+        rec.tta, rec.tta_cv, rec.tta_note = choice.chosen, choice.scores, choice.note
+        if choice.chosen != "none":
+            write_oof(rec, self.competition, manifest, splits, groups, proba=choice.proba[choice.chosen],
+                      name=f"oof_tta_{choice.chosen}.csv")
 
     def save(self) -> None:
         """``run.json``, with the time spent so far."""
@@ -156,23 +172,25 @@ class Run:
 
 
 def write_oof(record: RunRecord, competition: Competition, manifest: Manifest, splits: Splits,
-              groups: Sequence[str] | None = None) -> CVInterval:
-    """Assemble the folds' out-of-fold predictions into ``oof.csv`` (with each image's ``group`` when
-    the folds were grouped); returns their score, the run's CV, with its bootstrap interval."""
+              groups: Sequence[str] | None = None, *, proba: Sequence[np.ndarray] | None = None,
+              name: str = "oof.csv") -> CVInterval:
+    """Assemble the folds' out-of-fold predictions (``fold_<k>/oof.npy``, or ``proba[k]``) into
+    ``name`` (with each image's ``group`` when the folds were grouped); returns their score, the
+    run's CV, with its bootstrap interval."""
     import pandas as pd
 
     rows, idx_all, p_all = [], [], []
     for k, (_, va) in enumerate(splits):
-        proba = np.load(record.fold_dir(k) / "oof.npy")
-        for i, p in zip(va, proba):
+        proba_k = np.load(record.fold_dir(k) / "oof.npy") if proba is None else proba[k]
+        for i, p in zip(va, proba_k):
             rows.append({"id": manifest.ids[i], "fold": k, "label": competition.classes[manifest.labels[i]],
                          **({} if groups is None else {"group": groups[i]}),
                          **{c: float(v) for c, v in zip(competition.classes, p)}})
         idx_all.append(np.asarray(va))
-        p_all.append(proba)
+        p_all.append(proba_k)
     idx = np.concatenate(idx_all)
     interval = cv_interval(competition.scorer, np.asarray(manifest.labels)[idx], np.concatenate(p_all),
                            None if groups is None else [groups[i] for i in idx])
     frame = pd.DataFrame(rows)
-    atomic_write(record.path / "oof.csv", lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
+    atomic_write(record.path / name, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
     return interval

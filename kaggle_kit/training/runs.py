@@ -70,6 +70,9 @@ class RunRecord:
     submissions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plan: dict[str, Any] | None = None   # a --budget run's plan (training/planner.py), with its estimates
+    tta: str | None = None               # the TTA policy chosen on the OOF (None: a run from before TTA choice)
+    tta_cv: dict[str, dict] = field(default_factory=dict)   # each TTA policy's OOF CV interval
+    tta_note: str = ""                   # why that policy: its lead over no TTA
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it

@@ -39,6 +39,8 @@ from kaggle_kit.training.phases import train_fold
 from kaggle_kit.training.planner import TimeBox
 from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import RunRecord
+from kaggle_kit.training.tta import head_keys
+from kaggle_kit.symmetry import get_symmetry
 
 __all__ = ["Prepared", "train", "train_folds", "prepare", "plan_data", "group_labels", "head_only"]
 
@@ -54,6 +56,8 @@ class Prepared:
     activations: Any = None         # frozen-layer outputs for phase 2 with ``finetune_from``
     warnings: list[str] = field(default_factory=list)
     groups: list[str] | None = None  # the groups the splits kept together (None: split by image)
+    activation_views: tuple[str, ...] = ("id",)   # the symmetry views cached as activations, in record order
+    tta_features: Any = None        # head-only runs: features of the TTA view keys (training/tta.py head_keys)
 
     def ready(self) -> DataReady:
         """The summary a run records (and a ``--parallel-folds`` prepare step sends its parent)."""
@@ -147,13 +151,18 @@ def prepare(project: Project, competition: Competition, config: TrainConfig, rep
     images = prepared.images = Cache(project.cache).images(prepared.manifest, config.image_size, config.resize,
                                                            report=report)
     if pretrained(config) and config.finetune_epochs > 0 and config.finetune_from:
-        prepared.activations = backbone_outputs(project, config, images, layer=config.finetune_from,
-                                                flip=config.augment != "none", report=report)
+        views = get_symmetry(competition.symmetries).cached_views if config.augment != "none" else ("id",)
+        prepared.activation_views = tuple(views)
+        prepared.activations = backbone_outputs(project, config, images, layer=config.finetune_from, views=views,
+                                                report=report)
     if pretrained(config) and config.head_epochs > 0 and config.head_on_features:
         if prepared.activations is not None:   # the layers above the cut only: far cheaper
             prepared.features = features_from_activations(project, config, prepared.activations, len(images), report)
         else:
             prepared.features = backbone_features(project, config, prepared.manifest, images, report)
+    if head_only(config) and config.tta:
+        keys = [k for k in head_keys(competition.symmetries) if k != "id"]
+        prepared.tta_features = backbone_outputs(project, config, images, layer=None, views=keys, report=report)
     report(prepared.ready())
     return prepared
 
