@@ -53,7 +53,7 @@ def _named(project: Project, competition: Competition, run: str | RunRecord) -> 
     else:
         path = project.checkpoints / competition.slug / run
         if not (path / RunRecord.FILE).is_file() and not (path / BlendRecord.FILE).is_file():
-            owners = sorted(p.parent.name for p in project.checkpoints.glob(f"*/{run}/{RunRecord.FILE}"))
+            owners = sorted(p.parent.parent.name for p in project.checkpoints.glob(f"*/{run}/{RunRecord.FILE}"))
             if owners:
                 raise KitError(f"{run} is a run of {owners[0]}, not of {competition.slug}: a blend takes runs "
                                f"of one competition")
