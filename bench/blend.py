@@ -117,16 +117,23 @@ def main() -> int:
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "competitions"))
     parser.add_argument("--scratch", default=str(REPO / ".cache" / "scratch" / "blend-bench"))
     parser.add_argument("--keep", action="store_true", help="reuse a scratch project's fetched data")
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="only the in-process measurements, on the runs a previous call left in --scratch")
     args = parser.parse_args()
 
     scratch, shared = Path(args.scratch).resolve(), Path(args.shared).resolve()
+    env_base = {"KAGGLE_KIT_HOME": str(scratch), "KAGGLE_KIT_COMPETITIONS": str(REPO / "competitions"),
+                "KAGGLE_KIT_CACHE": str(scratch / ".cache")}
+    if args.analyse_only:
+        folders = sorted((scratch / "checkpoints" / SLUG).iterdir(), key=lambda p: p.stat().st_mtime)
+        run_ids = [p.name for p in folders if not p.name.startswith("blend-")]
+        [blend_id] = [p.name for p in folders if p.name.startswith("blend-")]
+        return analyse(args, scratch, shared, env_base, run_ids, blend_id, wall=float("nan"))
     if scratch.exists() and not args.keep:
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     for sub in ("checkpoints", "submissions"):
         shutil.rmtree(scratch / sub, ignore_errors=True)
-    env_base = {"KAGGLE_KIT_HOME": str(scratch), "KAGGLE_KIT_COMPETITIONS": str(REPO / "competitions"),
-                "KAGGLE_KIT_CACHE": str(scratch / ".cache")}
     served = {p.stem: p for p in (REPO / "bench" / "served").glob("*.json") if (shared / p.stem).is_dir()}
     started = time.perf_counter()
     with LocalKaggleServer(root=shared, competition_json=served) as server:
@@ -144,8 +151,12 @@ def main() -> int:
         for run_id in [*run_ids, blend_id]:
             kit(env, "submit", SLUG, "--run", run_id, "-m", f"bench blend {run_id}")
         kit(env, "status", SLUG, "--wait", "--timeout", "300")
-    wall = time.perf_counter() - started
+    return analyse(args, scratch, shared, env_base, run_ids, blend_id, wall=time.perf_counter() - started)
 
+
+def analyse(args, scratch: Path, shared: Path, env_base: dict, run_ids: list[str], blend_id: str, *,
+            wall: float) -> int:
+    """Test scores of each run and the blend, then calibration on OOF and on the shifted hold-out."""
     os.environ.update(env_base)
     project = Project(scratch)
     competition = project.competition(SLUG)

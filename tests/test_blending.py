@@ -116,3 +116,13 @@ def test_the_blend_and_runs_commands_show_weights_nested_cv_and_ece(tmp_path: Pa
     assert "--best: blend-" in listed.stdout
     refused = kit_here(tmp_path, "blend", "pets", a.run_id)
     assert refused.returncode == 1 and "a blend needs at least two runs" in refused.stderr
+
+
+def test_predict_calibrates_a_log_loss_run_from_its_oof_and_leaves_accuracy_alone(tmp_path: Path):
+    from kaggle_kit.prediction.predictor import calibration_for
+
+    project = Project(tmp_path)
+    sharp = fake_run(project, pets(), 6.0, seed=1)         # signal 6 with noise 1: far too sure when wrong
+    cal = calibration_for(sharp, pets())
+    assert cal.used and cal.nested_log_loss < cal.raw_log_loss
+    assert not calibration_for(sharp, pets("accuracy")).used
