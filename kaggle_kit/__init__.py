@@ -34,6 +34,7 @@ _EXPORTS = {
     # the loop
     "fetch": "kaggle_kit.api",
     "train": "kaggle_kit.api",
+    "blend": "kaggle_kit.api",
     "predict": "kaggle_kit.api",
     "submit": "kaggle_kit.api",
     "status": "kaggle_kit.api",
@@ -41,6 +42,7 @@ _EXPORTS = {
     "list_runs": "kaggle_kit.api",
     "load_run": "kaggle_kit.api",
     "RunRecord": "kaggle_kit.training.runs",
+    "BlendRecord": "kaggle_kit.training.runs",
     # what can be chosen (and a plugin's own metric)
     "list_backbones": "kaggle_kit.model.backbones",
     "list_metrics": "kaggle_kit.metrics",
@@ -56,7 +58,8 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", "Project", "Competition", "TrainConfig", "KitError", "ConfigError", "fetch", "train",
-           "predict", "submit", "status", "best_run", "list_runs", "load_run", "RunRecord", "list_backbones",
+           "blend", "predict", "submit", "status", "best_run", "list_runs", "load_run", "RunRecord", "BlendRecord",
+           "list_backbones",
            "list_metrics", "register_metric", "list_augments", "list_schedules", "list_strategies",
            "list_resize_modes", "list_layouts", "ProgressView", "events"]
 assert set(__all__) == {"__version__", *_EXPORTS}

@@ -28,7 +28,7 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.events import Report, quiet
 from kaggle_kit.project import Project
 
-__all__ = ["fetch", "train", "predict", "submit", "status", "best_run", "list_runs", "load_run"]
+__all__ = ["fetch", "train", "blend", "predict", "submit", "status", "best_run", "list_runs", "load_run"]
 
 
 def _project(project: Project | None) -> Project:
@@ -111,6 +111,21 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
     keep = pinned(comp, recipe, options) if options or recipe else {}   # what a budget's plan keeps
     with _progress(progress) as report:
         return train_run(project, comp, config, resume=resume, report=report, keep=keep)
+
+
+def blend(competition: str | Competition | None = None, runs: list[Any] | None = None, *, top: int | None = None,
+          method: str = "auto", space: str = "auto", project: Project | None = None):
+    """Blend finished runs (ids or records; None: the best ``top`` sharing folds) with weights fitted on
+    their out-of-fold predictions; ``method``/``space`` as ``kaggle-kit blend``. Returns the saved
+    :class:`~kaggle_kit.training.runs.BlendRecord`, which ``predict`` and ``submit`` take like a run."""
+    from kaggle_kit.training.blend import METHODS, SPACES
+    from kaggle_kit.training.blending import blend_runs
+
+    project = _project(project)
+    slug = competition if competition is not None else next((r.slug for r in runs or [] if hasattr(r, "slug")), None)
+    comp = _competition(project, slug)
+    return blend_runs(project, comp, runs, top=top, methods=METHODS if method == "auto" else (method,),
+                      spaces=SPACES if space == "auto" else (space,)).record
 
 
 def predict(run: Any | None = None, *, competition: str | Competition | None = None,

@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar
 __all__ = [
     "Event", "Report", "Tick", "quiet", "ticker", "to_json", "from_json", "event_types",
     "RunStarted", "Stage", "Progress", "DataReady", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
-    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady", "PlanReady", "BudgetStop",
+    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady", "PlanReady", "BudgetStop", "Calibrated",
 ]
 
 _TYPES: dict[str, type["Event"]] = {}
@@ -246,3 +246,18 @@ class ServerReady(Event):
         if self.batch_window_ms <= 0 or self.max_batch <= 1:
             return "batching off"
         return f"batching up to {self.max_batch} requests within {self.batch_window_ms:g} ms"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibrated(Event):
+    """The temperature and probability floor fitted on the out-of-fold predictions for a probability
+    metric, the OOF log loss and calibration error before and after (nested CV), and whether they are
+    ``used`` on the test probabilities (only where they helped)."""
+
+    temperature: float
+    floor: float
+    used: bool
+    raw_log_loss: float
+    nested_log_loss: float
+    raw_ece: float
+    nested_ece: float

@@ -96,7 +96,7 @@ class ProgressView:
             events.EpochEnd: self._epoch_end, events.PhaseEnd: self._phase_end,
             events.FoldResumed: self._resumed, events.FoldSkipped: self._skipped, events.FoldDone: self._done,
             events.Warned: self._warned, events.ServerReady: self._server, events.PlanReady: self._plan,
-            events.BudgetStop: self._budget_stop,
+            events.BudgetStop: self._budget_stop, events.Calibrated: self._calibrated,
         }
 
     def __enter__(self) -> "ProgressView":
@@ -200,6 +200,11 @@ class ProgressView:
 
     def _warned(self, e: events.Warned) -> None:
         self._print(f"[yellow]warning:[/] {escape(e.message)}")
+
+    def _calibrated(self, e: events.Calibrated) -> None:
+        what = f"temperature {e.temperature:.3f}, floor {e.floor:g}" if e.used else "not used (no gain in nested CV)"
+        self._print(f"calibration: {what}; OOF log loss {e.raw_log_loss:.4f} -> {e.nested_log_loss:.4f} (nested), "
+                    f"ECE {e.raw_ece:.4f} -> {e.nested_ece:.4f}")
 
     def _server(self, e: events.ServerReady) -> None:
         self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.folds} fold model(s), tta {'on' if e.tta else 'off'}, "

@@ -29,6 +29,8 @@ SAMPLES: list[events.Event] = [
     events.Warned(message="a [bracketed] path"),
     events.ServerReady(url="http://127.0.0.1:8000", run_id="r1", folds=2, tta=True, top_k=3, max_bytes=100,
                        batch_window_ms=5.0, max_batch=32),
+    events.Calibrated(temperature=1.5, floor=0.001, used=True, raw_log_loss=0.9, nested_log_loss=0.6, raw_ece=0.2,
+                      nested_ece=0.03),
 ]
 
 

@@ -250,12 +250,16 @@ def runs_cmd(args: argparse.Namespace) -> int:
     if not runs:
         out.print(f"no {'' if args.all else 'finished '}runs of {comp.slug} in {project.checkpoints / comp.slug}")
         return 0
-    table = Table("run", f"CV {comp.metric} [95%]", "grouped", "folds", "backbone", "size", "time", "status",
-                  "submitted", box=None)
+    calibrated = comp.scorer.needs_proba
+    table = Table("run", f"CV {comp.metric} [95%]", *(["ECE"] if calibrated else []), "grouped", "folds",
+                  "backbone", "size", "time", "status", "submitted", box=None)
     for r in runs:
-        folds = f"{len(r.folds)}/{r.n_splits}" if r.n_splits else "-"
-        table.add_row(r.run_id, cv_text(r), "yes" if r.grouped else "no", folds, r.backbone, str(r.image_size),
-                      f"{r.seconds:.0f}s", r.status, str(len(r.submissions)))
+        if r.is_blend:
+            folds = f"{len(r.members)} runs"
+        else:
+            folds = f"{len(r.folds)}/{r.n_splits}" if r.n_splits else "-"
+        table.add_row(r.run_id, cv_text(r), *([_ece_text(r)] if calibrated else []), "yes" if r.grouped else "no",
+                      folds, r.backbone, str(r.image_size or "-"), f"{r.seconds:.0f}s", r.status, str(len(r.submissions)))
     out.print(table)
     if any(r.status == "complete" and r.cv is not None for r in runs):
         best, notes = best_choice(project, comp)
@@ -263,6 +267,19 @@ def runs_cmd(args: argparse.Namespace) -> int:
         for note in notes:
             out.print(f"[yellow]{note}[/]")
     return 0
+
+
+def _ece_text(run) -> str:
+    """The expected calibration error (15 bins) of the run's out-of-fold predictions, or ``-``."""
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.prediction.calibrate import ece
+    from kaggle_kit.training.cv import load_oof
+
+    try:
+        oof = load_oof(run.path / "oof.csv", run.classes)
+    except KitError:
+        return "-"
+    return "-" if oof is None else f"{ece(oof.y_true, oof.proba):.4f}"
 
 
 @command("predict", "predict the test set with a run's fold ensemble and write the submission CSV",

@@ -5,6 +5,13 @@
 the policy the run chose on its out-of-fold predictions (``run.json``'s ``tta``; :func:`resolve_tta`). A policy
 whose views the competition's symmetry forbids is a one-line error.
 
+A blend (:class:`~kaggle_kit.training.runs.BlendRecord`) predicts as the weighted mean of its member
+runs' test probabilities, each member with its own fold ensemble and TTA policy (or the one a call
+names), in the blend's space (:func:`~kaggle_kit.training.blend.combine`). When the metric scores
+probabilities, the final probabilities are then calibrated (:mod:`kaggle_kit.prediction.calibrate`: a
+temperature and floor fitted on the run's or blend's out-of-fold predictions, used where they helped
+in nested CV).
+
 Example (a notebook)::
 
     from kaggle_kit.project import Project
@@ -23,16 +30,20 @@ import numpy as np
 from kaggle_kit.data.cache import Cache
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
-from kaggle_kit.events import Progress, Report, Warned, quiet
+from kaggle_kit.events import Calibrated, Progress, Report, Stage, Warned, quiet
 from kaggle_kit.data.manifest import build_manifest
 from kaggle_kit.project import Project
-from kaggle_kit.training.runs import RunRecord
+from kaggle_kit.training.blend import combine
+from kaggle_kit.training.cv import load_oof
+from kaggle_kit.training.runs import BlendRecord, RunRecord
+from kaggle_kit.prediction.calibrate import IDENTITY, Calibration, fit_calibration
 from kaggle_kit.prediction.submission import build_frame, expected_ids, validate_frame, write_submission
 from kaggle_kit.model.features import backbone_outputs, view_batch
 from kaggle_kit.symmetry import TTAPolicy, check_tta, get_symmetry, split_key
 from kaggle_kit.training.trainer import head_only
 
-__all__ = ["Predictor", "predict_test", "submission_path", "make_submission", "resolve_tta"]
+__all__ = ["Predictor", "BlendPredictor", "load_predictor", "predict_test", "calibration_for", "submission_path",
+           "make_submission", "resolve_tta"]
 
 TTA = bool | str | None
 
@@ -118,9 +129,76 @@ class Predictor:
         return total / (len(self.models) * len(views))
 
 
+@dataclass
+class BlendPredictor:
+    """A blend's member predictors, loaded once; the same interface as :class:`Predictor` for
+    ``serve``. Images come at the largest member's size and are resized for the others; each member
+    uses its own TTA policy, or the one a call names."""
+
+    run: BlendRecord
+    members: list[Predictor]
+    image_size: int
+    resize: str
+    classes: tuple[str, ...]
+
+    @property
+    def models(self) -> list:
+        return [m for p in self.members for m in p.models]
+
+    def predict_batch(self, images: np.ndarray, tta: TTA = False) -> np.ndarray:
+        import cv2
+
+        x = np.asarray(images)
+        probas = []
+        for p in self.members:
+            xs = x if p.image_size == self.image_size else np.stack(
+                [cv2.resize(np.asarray(i), (p.image_size, p.image_size), interpolation=cv2.INTER_AREA) for i in x])
+            probas.append(p.predict_batch(xs, tta=tta or None))    # False/None: the member's own policy
+        return combine(probas, self.run.weights, self.run.space)
+
+
+def load_predictor(run: RunRecord, symmetry: str = "hflip") -> Predictor | BlendPredictor:
+    """The run's fold ensemble, or a blend's member ensembles."""
+    if not run.is_blend:
+        return Predictor.from_run(run, symmetry)
+    members = [Predictor.from_run(r, symmetry) for r in run.member_runs()]
+    big = max(members, key=lambda p: p.image_size)
+    return BlendPredictor(run=run, members=members, image_size=big.image_size, resize=big.resize,
+                          classes=tuple(run.classes))
+
+
+def _predict_blend(project: Project, competition: Competition, blend: BlendRecord, *, tta: TTA,
+                   report: Report) -> tuple[list[str], np.ndarray, list[str]]:
+    probas, ids, warnings = [], None, []
+    for run in blend.member_runs():
+        report(Stage(message=f"blend member {run.run_id} (weight {blend.weights[blend.members.index(run.run_id)]:.3f})"))
+        member_ids, proba, warned = predict_test(project, competition, run, tta=tta, report=report)
+        if ids is not None and member_ids != ids:
+            raise KitError(f"{run.path}: member {run.run_id} predicted other test ids than the blend's first member")
+        ids = member_ids
+        probas.append(proba)
+        warnings.extend(w for w in warned if w not in warnings)
+    return ids, combine(probas, blend.weights, blend.space), warnings
+
+
+def calibration_for(run: RunRecord, competition: Competition) -> Calibration:
+    """The calibration fitted on the run's (or blend's) ``oof.csv`` when the metric scores
+    probabilities; the identity otherwise or without out-of-fold predictions."""
+    if not competition.scorer.needs_proba:
+        return IDENTITY
+    oof = load_oof(run.path / "oof.csv", run.classes)
+    if oof is None or len(oof.ids) < 20:
+        return IDENTITY
+    return fit_calibration(oof.y_true, oof.proba, oof.folds)
+
+
 def predict_test(project: Project, competition: Competition, run: RunRecord, *, tta: TTA,
                  report: Report = quiet) -> tuple[list[str], np.ndarray, list[str]]:
-    """Test-set probabilities in submission id order, and warnings (e.g. unreadable test images)."""
+    """Test-set probabilities in submission id order, and warnings (e.g. unreadable test images).
+    Raw probabilities: :func:`make_submission` calibrates them. ``tta`` None: the run's chosen policy
+    (a blend's: each member's own)."""
+    if run.is_blend:
+        return _predict_blend(project, competition, run, tta=tta, report=report)
     root = project.data_root(competition.slug)
     manifest = build_manifest(competition, root, "test", cache_dir=project.cache)
     if len(manifest) == 0 and not manifest.excluded:
@@ -143,8 +221,13 @@ def predict_test(project: Project, competition: Competition, run: RunRecord, *, 
 
 
 def submission_path(project: Project, competition: Competition, run: RunRecord, tta: TTA) -> Path:
-    """``<run-id>.csv`` (no TTA), ``<run-id>-tta.csv`` (flip, as before policies), ``<run-id>-tta-<policy>.csv``."""
-    name = resolve_tta(run, tta, competition.symmetries).name
+    """``<run-id>.csv`` (no TTA), ``<run-id>-tta.csv`` (flip, as before policies), ``<run-id>-tta-<policy>.csv``;
+    a blend's ``<blend-id>.csv`` when its members use their own policies."""
+    if run.is_blend:
+        name = "none" if tta is None or tta is False else check_tta("flip" if tta is True else tta,
+                                                                    competition.symmetries, f"blend {run.run_id}").name
+    else:
+        name = resolve_tta(run, tta, competition.symmetries).name
     suffix = {"none": "", "flip": "-tta"}.get(name, f"-tta-{name}")
     return project.submissions / competition.slug / f"{run.run_id}{suffix}.csv"
 
@@ -152,8 +235,10 @@ def submission_path(project: Project, competition: Competition, run: RunRecord, 
 def make_submission(project: Project, competition: Competition, run: RunRecord, *, tta: TTA = None,
                     reuse: bool = True, report: Report = quiet) -> Path:
     """The run's submission CSV: an existing valid one when ``reuse``, else a new file (never overwritten).
-    ``tta`` None: the policy the run chose on its out-of-fold predictions."""
-    tta = resolve_tta(run, tta, competition.symmetries).name
+    ``tta`` None: the policy the run chose on its out-of-fold predictions. Probabilities are calibrated
+    first when the metric scores them (:func:`calibration_for`)."""
+    if not run.is_blend:
+        tta = resolve_tta(run, tta, competition.symmetries).name
     path = submission_path(project, competition, run, tta)
     if reuse and path.is_file():    # checked again: every id the sample submission names, valid labels
         import pandas as pd
@@ -166,5 +251,9 @@ def make_submission(project: Project, competition: Competition, run: RunRecord, 
     ids, proba, warnings = predict_test(project, competition, run, tta=tta, report=report)
     for w in warnings:
         report(Warned(message=w))
+    calibration = calibration_for(run, competition)
+    if competition.scorer.needs_proba:
+        report(Calibrated(**calibration.to_dict()))
+    proba = calibration.apply(proba)
     frame = build_frame(competition.submission, competition.classes, ids, proba)
     return write_submission(competition, frame, ids, path)

@@ -262,9 +262,9 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
     Reports :class:`~kaggle_kit.events.ServerReady` with the URL once listening."""
     from waitress import create_server
 
-    from kaggle_kit.prediction.predictor import Predictor
+    from kaggle_kit.prediction.predictor import load_predictor
 
-    predictor = Predictor.from_run(run)
+    predictor = load_predictor(run)   # a blend: its members' fold ensembles
     tta = run.config.tta if tta is None else tta
     if threads < 1:
         raise KitError(f"threads must be at least 1, not {threads}")

@@ -1,7 +1,10 @@
 """Run records: ``checkpoints/<slug>/<run-id>/run.json`` and friends, listed best first.
 
 A run folder holds ``run.json`` (config, versions, seed, classes, per-fold and CV scores, timings,
-excluded images, submissions), ``fold_<k>/best.keras``, ``oof.csv`` and ``history.csv``.
+excluded images, submissions), ``fold_<k>/best.keras``, ``oof.csv`` and ``history.csv``. A blend of
+runs (:class:`BlendRecord`, fitted by :mod:`kaggle_kit.training.blend`) lives beside them in
+``blend-<id>/``: ``blend.json`` (members, weights, nested CV) and ``oof.csv`` (its nested out-of-fold
+blend); it is listed, picked by ``--best`` and loaded wherever a run is.
 
 Example:
     >>> import tempfile
@@ -20,7 +23,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.competition import Competition
@@ -31,7 +34,7 @@ from kaggle_kit.project import Project
 from kaggle_kit.registry import unknown_message
 from kaggle_kit.training.cv import CVInterval
 
-__all__ = ["FoldResult", "RunRecord", "Choice", "list_runs", "load_run", "choose_best", "best_run", "pick_run",
+__all__ = ["FoldResult", "RunRecord", "BlendRecord", "Choice", "list_runs", "load_run", "choose_best", "best_run", "pick_run",
            "library_versions"]
 
 
@@ -74,6 +77,9 @@ class RunRecord:
     tta_cv: dict[str, dict] = field(default_factory=dict)   # each TTA policy's OOF CV interval
     tta_note: str = ""                   # why that policy: its lead over no TTA
 
+    FILE: ClassVar[str] = "run.json"
+    is_blend: ClassVar[bool] = False
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "config" and not isinstance(value, TrainConfig):   # a dict, as run.json holds it
             value = TrainConfig.from_dict(value or {})
@@ -84,7 +90,7 @@ class RunRecord:
     # -- files ---------------------------------------------------------------------------------
     @property
     def json_path(self) -> Path:
-        return self.path / "run.json"
+        return self.path / self.FILE
 
     def fold_dir(self, k: int) -> Path:
         return self.path / f"fold_{k}"
@@ -144,12 +150,15 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
+        """The record in ``path``: a :class:`BlendRecord` where the folder holds ``blend.json``."""
+        if cls is RunRecord and (path / BlendRecord.FILE).is_file():
+            return BlendRecord.load(path)
         try:
-            data = json.loads((path / "run.json").read_text())
+            data = json.loads((path / cls.FILE).read_text())
         except FileNotFoundError:
-            raise KitError(f"{path / 'run.json'}: run record not found") from None
+            raise KitError(f"{path / cls.FILE}: run record not found") from None
         except json.JSONDecodeError as e:
-            raise KitError(f"{path / 'run.json'}: not valid JSON ({e.msg}, line {e.lineno})") from None
+            raise KitError(f"{path / cls.FILE}: not valid JSON ({e.msg}, line {e.lineno})") from None
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["folds"] = _fold_results(path) or [FoldResult(**f) for f in data.get("folds", [])]
@@ -159,6 +168,45 @@ class RunRecord:
         self.submissions.append({"ref": ref, "file": file, "message": message,
                                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         self.save()
+
+
+@dataclass
+class BlendRecord(RunRecord):
+    """A blend of finished runs of one competition (same classes, same folds): member run ids, their
+    weights, how they are averaged (``space``), the nested CV (``cv``, ``cv_interval``) and what it
+    was chosen over (``candidates``: each method's nested CV, ``singles``: each member's own CV on
+    the same images)."""
+
+    members: list[str] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    method: str = ""
+    space: str = "linear"
+    folds_fingerprint: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    singles: dict[str, float] = field(default_factory=dict)
+    fold_weights: list[list[float]] = field(default_factory=list)
+
+    FILE: ClassVar[str] = "blend.json"
+    is_blend: ClassVar[bool] = True
+
+    @property
+    def backbone(self) -> str:
+        return f"blend of {len(self.members)}"
+
+    @property
+    def image_size(self) -> int:
+        return 0
+
+    def member_runs(self) -> list[RunRecord]:
+        """The member runs' records, beside the blend's folder (a member deleted since is a one-line
+        error naming it)."""
+        out = []
+        for run_id in self.members:
+            path = self.path.parent / run_id
+            if not (path / RunRecord.FILE).is_file():
+                raise KitError(f"{self.json_path}: member run {run_id} is gone from {path.parent}")
+            out.append(RunRecord.load(path))
+        return out
 
 
 def _fold_results(path: Path) -> list[FoldResult]:
@@ -177,7 +225,7 @@ def list_runs(project: Project, competition: Competition, complete_only: bool = 
     runs = []
     if base.is_dir():
         for d in sorted(base.iterdir()):
-            if (d / "run.json").is_file():
+            if (d / RunRecord.FILE).is_file() or (d / BlendRecord.FILE).is_file():
                 try:
                     runs.append(RunRecord.load(d))
                 except KitError:
@@ -190,7 +238,7 @@ def list_runs(project: Project, competition: Competition, complete_only: bool = 
 
 def load_run(project: Project, slug: str, run_id: str) -> RunRecord:
     path = project.checkpoints / slug / run_id
-    if not (path / "run.json").is_file():
+    if not ((path / RunRecord.FILE).is_file() or (path / BlendRecord.FILE).is_file()):
         base = project.checkpoints / slug
         known = sorted(d.name for d in base.iterdir()) if base.is_dir() else []
         raise KitError(unknown_message(f"run of {slug}", run_id, known))

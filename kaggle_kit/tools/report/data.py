@@ -11,13 +11,14 @@ import numpy as np
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
+from kaggle_kit.prediction.calibrate import ECE_BINS, calibration_bins
 from kaggle_kit.training.cv import OutOfFold
 from kaggle_kit.training.runs import RunRecord
 
 __all__ = ["Mistake", "load_history", "image_paths", "confident_mistakes",
            "calibration_bins", "CALIBRATION_BINS"]
 
-CALIBRATION_BINS = 10
+CALIBRATION_BINS = ECE_BINS      # one reading of calibration error: the runs table's too
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,26 +75,3 @@ def confident_mistakes(oof: OutOfFold, classes: Sequence[str], n: int) -> list[M
     return [Mistake(id=oof.ids[i], fold=int(oof.folds[i]), true=classes[oof.y_true[i]],
                     predicted=classes[pred[i]], p_predicted=float(p_pred[i]),
                     p_true=float(oof.proba[i, oof.y_true[i]])) for i in order]
-
-
-def calibration_bins(y_true: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS):
-    """Top-class confidence against accuracy in ``bins`` equal-width bins.
-
-    Returns (mean confidence, accuracy, count) per bin (NaN where empty) and the expected
-    calibration error (the count-weighted mean gap).
-
-    Example:
-        >>> conf, acc, count, ece = calibration_bins(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]), 2)
-        >>> count.tolist(), round(ece, 2)
-        ([0, 2], 0.35)
-    """
-    confidence = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    count = np.bincount(which, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(which, confidence, bins) / count
-        accuracy = np.bincount(which, correct, bins) / count
-    gaps = np.where(count > 0, np.abs(np.nan_to_num(mean_conf) - np.nan_to_num(accuracy)), 0.0)
-    ece = float((gaps * count).sum() / max(count.sum(), 1))
-    return mean_conf, accuracy, count, ece

@@ -26,7 +26,8 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import DataError, KitError
 from kaggle_kit.metrics import METRICS, get_metric
 from kaggle_kit.project import Project
-from kaggle_kit.tools.report.data import confident_mistakes, image_paths, load_history
+from kaggle_kit.tools.report.data import CALIBRATION_BINS, confident_mistakes, image_paths, load_history
+from kaggle_kit.prediction.calibrate import fit_calibration
 from kaggle_kit.training.cv import OutOfFold, load_oof
 from kaggle_kit.tools.report.plots import plot_calibration, plot_confusion, plot_curves, write_thumbnail
 from kaggle_kit.training.runs import RunRecord
@@ -157,7 +158,8 @@ def section_calibration(page: Page) -> dict[str, Any] | None:
     if page.oof is None or metric not in METRICS or not get_metric(metric).needs_proba:  # calibration matters
         return None
     ece = plot_calibration(page.oof.y_true, page.oof.proba, page.out_dir / "calibration.png")
-    return {"image": "calibration.png", "ece": f"{ece:.4f}"}
+    fit = fit_calibration(page.oof.y_true, page.oof.proba, page.oof.folds)
+    return {"image": "calibration.png", "ece": f"{ece:.4f}", "bins": CALIBRATION_BINS, "fit": fit}
 
 
 def section_mistakes(page: Page) -> dict[str, Any] | None:
