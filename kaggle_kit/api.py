@@ -28,7 +28,7 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.events import Report, quiet
 from kaggle_kit.project import Project
 
-__all__ = ["fetch", "train", "predict", "submit", "status", "best_run", "list_runs", "load_run"]
+__all__ = ["fetch", "train", "predict", "export", "submit", "status", "best_run", "list_runs", "load_run"]
 
 
 def _project(project: Project | None) -> Project:
@@ -122,6 +122,21 @@ def predict(run: Any | None = None, *, competition: str | Competition | None = N
     record = _run(project, comp, run)
     with _progress(progress) as report:
         return make_submission(project, comp, record, tta=tta, reuse=False, report=report)
+
+
+def export(run: Any | None = None, *, format: str = "savedmodel", competition: str | Competition | None = None,
+           project: Project | None = None, tta: bool | None = None, out: str | Path | None = None):
+    """Write a run's fold ensemble as one model: ``format`` is savedmodel, keras, onnx or tflite.
+
+    Float32 RGB 0-255 at the run's image size in, class probabilities out, equal to :func:`predict`'s.
+    Returns an :class:`~kaggle_kit.prediction.export.Exported` (``path``, ``info_path``, ``classes``).
+    """
+    from kaggle_kit.prediction.export import export_run
+
+    project = _project(project)
+    comp = _competition(project, competition if competition is not None else _slug_of(run))
+    record = _run(project, comp, run)
+    return export_run(project, comp, record, fmt=format, tta=tta, out=Path(out) if out else None)
 
 
 def submit(run: Any | None = None, *, competition: str | Competition | None = None,

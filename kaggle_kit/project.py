@@ -60,6 +60,10 @@ class Project:
         return self.root / "submissions"
 
     @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
     def cache(self) -> Path:
         return Path(os.environ.get("KAGGLE_KIT_CACHE") or self.root / ".cache")
 

@@ -15,6 +15,7 @@ __all__ = ["COMMAND_MODULES", "quiet_libraries", "build_parser", "main"]
 # Each module registers its commands with @command; all of them import lazily.
 COMMAND_MODULES = (
     "kaggle_kit.cli.core",
+    "kaggle_kit.cli.export",
     "kaggle_kit.cli.scaffold",
     "kaggle_kit.cli.serve",
     "kaggle_kit.cli.kaggle",

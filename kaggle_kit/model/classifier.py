@@ -21,7 +21,7 @@ from keras import layers
 from kaggle_kit.model.backbones import Backbone, get_backbone  # noqa: F401  (re-exported for the example)
 from kaggle_kit.registry import Registry
 
-__all__ = ["PREPROCESS_MODES", "Preprocess", "build_model", "build_head", "backbone_of", "feature_extractor",
+__all__ = ["PREPROCESS_MODES", "Preprocess", "FlipWidth", "build_model", "build_head", "backbone_of", "feature_extractor",
            "partial_backbone", "top_model", "upper_backbone", "set_trainable", "save_model", "load_model"]
 
 # mode -> (scale, offset per channel, reverse channels); y = x * scale + offset after the flip
@@ -52,6 +52,15 @@ class Preprocess(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="kaggle_kit")
+class FlipWidth(layers.Layer):
+    """Mirrors (N, H, W, C) images left to right: the flip TTA view as a layer, so an exported
+    ensemble (:mod:`kaggle_kit.prediction.export`) holds it in its graph."""
+
+    def call(self, x):
+        return keras.ops.flip(x, axis=2)
 
 
 def build_model(backbone: Backbone, *, n_classes: int, image_size: int, weights: str, dropout: float,
