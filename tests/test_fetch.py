@@ -16,7 +16,6 @@ import pytest
 
 from kaggle_helpers import (KEY, SLUG, add_competition, client, names, project, run_cli,  # noqa: F401
                             server, server_root, serving, sleeps, tiny_members)
-from kaggle_kit import project as project_module
 from kaggle_kit.errors import DataError, KaggleError, KitError
 from kaggle_kit.kaggle.fetch import MARKER, fetch
 from kaggle_kit.kaggle.client import KaggleClient
@@ -171,7 +170,7 @@ def test_stale_extraction_folder_is_cleaned_up(project, client, server, server_r
 def test_inside_a_kaggle_notebook_the_data_is_used_in_place(project, client, server, tmp_path, monkeypatch):
     mounted = tmp_path / "kaggle" / "input"
     (mounted / SLUG).mkdir(parents=True)
-    monkeypatch.setattr(project_module, "KAGGLE_INPUT", mounted)
+    monkeypatch.setenv("KAGGLE_KIT_KAGGLE_ROOT", str(tmp_path / "kaggle"))
     result = fetch(project, SLUG, client=client)
     assert (result.action, result.path) == ("in_place", mounted / SLUG)
     assert server.requests() == [] and not (project.root / "data").exists()
