@@ -70,19 +70,24 @@ def _slug_of(run: Any | None) -> str | None:
     return run.slug if isinstance(run, RunRecord) else None
 
 
-def fetch(competition: str | None = None, *, project: Project | None = None, force: bool = False):
-    """Download and unpack a competition's data into ``data/<slug>`` (nothing to do when complete).
+def fetch(competition: str | None = None, *, project: Project | None = None, force: bool = False,
+          files: list[str] | None = None):
+    """Download and unpack a competition's data into ``data/<slug>`` (nothing to do when complete);
+    with ``files``, only those data files (for an archive too large to fetch whole).
 
     Returns a :class:`~kaggle_kit.kaggle.fetch.FetchResult` (``action``, ``path``, ``files``).
     """
     from kaggle_kit.kaggle.client import KaggleClient
-    from kaggle_kit.kaggle.fetch import fetch as fetch_data
+    from kaggle_kit.kaggle.fetch import fetch as fetch_data, fetch_files
 
     project = _project(project)
     slug = competition.slug if isinstance(competition, Competition) else (competition or project.default_slug())
     if not slug:
         raise KitError("no competition named and no default set: pass one, e.g. fetch('cifar-10')")
-    result = fetch_data(project, slug, client=KaggleClient(), force=force)
+    if files:
+        result = fetch_files(project, slug, list(files), client=KaggleClient(), force=force)
+    else:
+        result = fetch_data(project, slug, client=KaggleClient(), force=force)
     if project.default_slug() is None:
         project.set_default(slug)
     return result
