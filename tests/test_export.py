@@ -135,3 +135,32 @@ def test_unknown_format_is_one_line_naming_the_choices() -> None:
     assert "unknown export format 'onnxx'; did you mean onnx?" in err.getvalue()
     with pytest.raises(KitError, match="did you mean onnx"):
         get_export_format("onnxx")
+
+
+def test_a_mixed_precision_model_is_exported_in_float32(tmp_path: Path) -> None:
+    """A run trained on a GPU keeps mixed_float16 layers; the export computes in float32 (TFLite would
+    refuse the float16 ops) with the same weights."""
+    import keras
+
+    from kaggle_kit.model.backbones import get_backbone
+    from kaggle_kit.model.classifier import build_model
+    from kaggle_kit.prediction.export import float32_model
+
+    def build():
+        keras.utils.set_random_seed(0)
+        return build_model(get_backbone("simple_cnn"), n_classes=3, image_size=16, weights="none", dropout=0.1,
+                           cache_dir=tmp_path)
+
+    plain = build()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    mixed.set_weights(plain.get_weights())
+    assert mixed.get_layer("backbone").layers[1].dtype_policy.name == "mixed_float16"
+    assert float32_model(plain) is plain
+    converted = float32_model(mixed)
+    assert converted.get_layer("backbone").layers[1].dtype_policy.name == "float32"
+    images = np.random.default_rng(3).integers(0, 256, (4, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(converted.predict(images, verbose=0), plain.predict(images, verbose=0), atol=1e-6)

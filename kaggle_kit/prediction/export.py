@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import keras
 
 __all__ = ["ExportFormat", "EXPORT_FORMATS", "export_format", "get_export_format", "list_export_formats",
-           "Exported", "ensemble_model", "export_path", "export_run"]
+           "Exported", "float32_model", "ensemble_model", "export_path", "export_run"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +88,14 @@ def _write_keras(model: "keras.Model", path: Path) -> None:
                load="onnxruntime.InferenceSession(path).run(None, {'image': images})[0]")
 def _write_onnx(model: "keras.Model", path: Path) -> None:
     """ONNX through Keras' own export (tf2onnx under the TensorFlow backend), for onnxruntime."""
+    import warnings
+
     import tensorflow as tf
 
     signature = [tf.TensorSpec(model.input.shape, tf.float32, name="image")]   # a new model was never called
-    model.export(str(path), format="onnx", verbose=False, input_signature=signature)
+    with warnings.catch_warnings():    # Keras' tf2onnx patch probes np.object, which numpy 2 warns about
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", verbose=False, input_signature=signature)
 
 
 @export_format("tflite", suffix=".tflite",
@@ -120,9 +124,38 @@ class Exported:
     classes: tuple[str, ...]
 
 
+def float32_model(model: "keras.Model") -> "keras.Model":
+    """``model`` computing in float32: a run trained with mixed precision (on a GPU) keeps float16 layers,
+    which TFLite cannot convert and ONNX runs at float16 accuracy. Same weights; unchanged if float32."""
+    import keras
+
+    def policies(layer) -> set[str]:
+        found = {layer.dtype_policy.name}
+        for inner in getattr(layer, "layers", []):
+            found |= policies(inner)
+        return found
+
+    if policies(model) == {"float32"}:
+        return model
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(node.get("config"), dict):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {k: to_float32(v) for k, v in node.items()}
+        return [to_float32(v) for v in node] if isinstance(node, list) else node
+
+    import kaggle_kit.model.classifier  # noqa: F401  (the kit's layers, registered for deserialisation)
+
+    copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def ensemble_model(run: RunRecord, *, tta: bool) -> "keras.Model":
     """One Keras model equal to ``Predictor.predict_batch(images, tta)``: each fold model on the images
-    (and on their mirror when ``tta``), averaged. Float32 0-255 RGB in, probabilities out."""
+    (and on their mirror when ``tta``), averaged. Float32 0-255 RGB in, probabilities out; always
+    float32 arithmetic (see :func:`float32_model`)."""
     import keras
 
     from kaggle_kit.model.classifier import FlipWidth
@@ -134,6 +167,7 @@ def ensemble_model(run: RunRecord, *, tta: bool) -> "keras.Model":
     views = [inputs, FlipWidth(name="mirror")(inputs)] if tta else [inputs]
     outputs = []
     for k, model in enumerate(predictor.models):
+        model = float32_model(model)
         model.name = f"fold_{k}"          # every fold model has the same name; one graph needs unique ones
         outputs += [model(view) for view in views]
     out = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="probabilities")(outputs)
