@@ -36,6 +36,8 @@ _EXPORTS = {
     "train": "kaggle_kit.api",
     "blend": "kaggle_kit.api",
     "predict": "kaggle_kit.api",
+    "export": "kaggle_kit.api",
+    "list_export_formats": "kaggle_kit.prediction.export",
     "submit": "kaggle_kit.api",
     "status": "kaggle_kit.api",
     "best_run": "kaggle_kit.api",
@@ -58,8 +60,8 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", "Project", "Competition", "TrainConfig", "KitError", "ConfigError", "fetch", "train",
-           "blend", "predict", "submit", "status", "best_run", "list_runs", "load_run", "RunRecord", "BlendRecord",
-           "list_backbones",
+           "blend", "predict", "export", "list_export_formats", "submit", "status", "best_run", "list_runs",
+           "load_run", "RunRecord", "BlendRecord", "list_backbones",
            "list_metrics", "register_metric", "list_augments", "list_schedules", "list_strategies",
            "list_resize_modes", "list_layouts", "ProgressView", "events"]
 assert set(__all__) == {"__version__", *_EXPORTS}

@@ -28,7 +28,7 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.events import Report, quiet
 from kaggle_kit.project import Project
 
-__all__ = ["fetch", "train", "blend", "predict", "submit", "status", "best_run", "list_runs", "load_run"]
+__all__ = ["fetch", "train", "blend", "predict", "export", "submit", "status", "best_run", "list_runs", "load_run"]
 
 
 def _project(project: Project | None) -> Project:
@@ -70,19 +70,24 @@ def _slug_of(run: Any | None) -> str | None:
     return run.slug if isinstance(run, RunRecord) else None
 
 
-def fetch(competition: str | None = None, *, project: Project | None = None, force: bool = False):
-    """Download and unpack a competition's data into ``data/<slug>`` (nothing to do when complete).
+def fetch(competition: str | None = None, *, project: Project | None = None, force: bool = False,
+          files: list[str] | None = None):
+    """Download and unpack a competition's data into ``data/<slug>`` (nothing to do when complete);
+    with ``files``, only those data files (for an archive too large to fetch whole).
 
     Returns a :class:`~kaggle_kit.kaggle.fetch.FetchResult` (``action``, ``path``, ``files``).
     """
     from kaggle_kit.kaggle.client import KaggleClient
-    from kaggle_kit.kaggle.fetch import fetch as fetch_data
+    from kaggle_kit.kaggle.fetch import fetch as fetch_data, fetch_files
 
     project = _project(project)
     slug = competition.slug if isinstance(competition, Competition) else (competition or project.default_slug())
     if not slug:
         raise KitError("no competition named and no default set: pass one, e.g. fetch('cifar-10')")
-    result = fetch_data(project, slug, client=KaggleClient(), force=force)
+    if files:
+        result = fetch_files(project, slug, list(files), client=KaggleClient(), force=force)
+    else:
+        result = fetch_data(project, slug, client=KaggleClient(), force=force)
     if project.default_slug() is None:
         project.set_default(slug)
     return result
@@ -143,6 +148,22 @@ def predict(run: Any | None = None, *, competition: str | Competition | None = N
     record = _run(project, comp, run)
     with _progress(progress) as report:
         return make_submission(project, comp, record, tta=tta, reuse=False, report=report)
+
+
+def export(run: Any | None = None, *, format: str = "savedmodel", competition: str | Competition | None = None,
+           project: Project | None = None, tta: bool | str | None = None, out: str | Path | None = None):
+    """Write a run's fold ensemble as one model: ``format`` is savedmodel, keras, onnx or tflite.
+
+    Float32 RGB 0-255 at the run's image size in, class probabilities out, equal to :func:`predict`'s
+    (``tta``: a TTA policy name or True/False; None: the policy the run chose on its OOF).
+    Returns an :class:`~kaggle_kit.prediction.export.Exported` (``path``, ``info_path``, ``classes``).
+    """
+    from kaggle_kit.prediction.export import export_run
+
+    project = _project(project)
+    comp = _competition(project, competition if competition is not None else _slug_of(run))
+    record = _run(project, comp, run)
+    return export_run(project, comp, record, fmt=format, tta=tta, out=Path(out) if out else None)
 
 
 def submit(run: Any | None = None, *, competition: str | Competition | None = None,

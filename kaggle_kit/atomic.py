@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from kaggle_kit.errors import DiskFullError, KitError
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_dir", "atomic_write", "atomic_write_text", "atomic_write_json"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -51,6 +51,32 @@ def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a folder path (not yet made) in a temporary folder beside ``path``; on success it takes
+    ``path``'s place (whatever was there is moved aside first, then removed). For writers that make a
+    folder, such as a TensorFlow SavedModel."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    out, old = work / "new", work / "old"
+    try:
+        yield out
+        if not out.exists():
+            raise KitError(f"{path}: the writer made nothing")
+        if path.exists() or path.is_symlink():
+            os.replace(path, old)
+        os.replace(out, path)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DiskFullError(f"{path}: disk full while writing; the previous copy is intact") from None
+        raise KitError(f"{path}: could not write: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:

@@ -1,7 +1,11 @@
 """Where things live: the project folder, its plugins, data, checkpoints, submissions and caches.
 
-The project folder is ``$KAGGLE_KIT_HOME`` if set, else the nearest folder at or above the current
-directory holding ``competitions/`` or ``.kaggle-kit``, else the current directory.
+The project folder is ``$KAGGLE_KIT_HOME`` if set; else, inside a Kaggle notebook
+(``$KAGGLE_KERNEL_RUN_TYPE`` set), ``/kaggle/working``, the notebook's one writable folder; else the
+nearest folder at or above the current directory holding ``competitions/`` or ``.kaggle-kit``, else the
+current directory. A competition's data is read in place from ``/kaggle/input/<slug>`` (or
+``/kaggle/input/competitions/<slug>``) when that folder exists, never written; ``$KAGGLE_KIT_KAGGLE_ROOT``
+stands for ``/kaggle`` (tests simulate a notebook with it).
 
 Example:
     >>> import tempfile
@@ -22,11 +26,20 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import unknown_message
 
-__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "KAGGLE_INPUT", "BUNDLED"]
+__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "BUNDLED", "kaggle_root", "in_kaggle_notebook"]
 
 DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
-KAGGLE_INPUT = Path("/kaggle/input")     # a Kaggle notebook's read-only data folder
 BUNDLED = Path(__file__).parent / "bundled"  # competitions shipped with the package (the demo)
+
+
+def kaggle_root() -> Path:
+    """``/kaggle`` (``$KAGGLE_KIT_KAGGLE_ROOT`` if set): ``input/`` is read-only data, ``working/`` the output."""
+    return Path(os.environ.get("KAGGLE_KIT_KAGGLE_ROOT") or "/kaggle")
+
+
+def in_kaggle_notebook() -> bool:
+    """Whether this runs in a Kaggle notebook: Kaggle sets ``KAGGLE_KERNEL_RUN_TYPE`` (Interactive, Batch)."""
+    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,8 @@ class Project:
         env = os.environ.get("KAGGLE_KIT_HOME")
         if env:
             return cls(Path(env).resolve())
+        if in_kaggle_notebook():
+            return cls(kaggle_root() / "working")
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
             if (folder / "competitions").is_dir() or (folder / DEFAULT_FILE).is_file():
@@ -60,13 +75,21 @@ class Project:
         return self.root / "submissions"
 
     @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
     def cache(self) -> Path:
         return Path(os.environ.get("KAGGLE_KIT_CACHE") or self.root / ".cache")
 
     def data_root(self, slug: str) -> Path:
-        """``data/<slug>``, or ``/kaggle/input/<slug>`` inside a Kaggle notebook."""
-        kaggle = KAGGLE_INPUT / slug
-        return kaggle if kaggle.is_dir() else self.root / "data" / slug
+        """``data/<slug>``, or the read-only ``/kaggle/input/<slug>`` (``.../competitions/<slug>``, as newer
+        notebooks mount it) where the folder exists: in a Kaggle notebook with the competition attached."""
+        mounted = kaggle_root() / "input"
+        for kaggle in (mounted / slug, mounted / "competitions" / slug):
+            if kaggle.is_dir():
+                return kaggle
+        return self.root / "data" / slug
 
     def run_dir(self, slug: str, run_id: str) -> Path:
         return self.checkpoints / slug / run_id

@@ -69,7 +69,7 @@ def write_image() -> WriteImage:
 def kit_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No ``KAGGLE_KIT_*`` variable from the caller's shell leaks into the test."""
     for name in ("KAGGLE_KIT_HOME", "KAGGLE_KIT_COMPETITION", "KAGGLE_KIT_COMPETITIONS",
-                 "KAGGLE_KIT_CACHE", "KAGGLE_KIT_CACHE_GB"):
+                 "KAGGLE_KIT_CACHE", "KAGGLE_KIT_CACHE_GB", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_KIT_KAGGLE_ROOT"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

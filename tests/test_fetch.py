@@ -16,9 +16,8 @@ import pytest
 
 from kaggle_helpers import (KEY, SLUG, add_competition, client, names, project, run_cli,  # noqa: F401
                             server, server_root, serving, sleeps, tiny_members)
-from kaggle_kit import project as project_module
 from kaggle_kit.errors import DataError, KaggleError, KitError
-from kaggle_kit.kaggle.fetch import MARKER, fetch
+from kaggle_kit.kaggle.fetch import FILES_MARKER, MARKER, fetch, fetch_files
 from kaggle_kit.kaggle.client import KaggleClient
 
 
@@ -171,7 +170,7 @@ def test_stale_extraction_folder_is_cleaned_up(project, client, server, server_r
 def test_inside_a_kaggle_notebook_the_data_is_used_in_place(project, client, server, tmp_path, monkeypatch):
     mounted = tmp_path / "kaggle" / "input"
     (mounted / SLUG).mkdir(parents=True)
-    monkeypatch.setattr(project_module, "KAGGLE_INPUT", mounted)
+    monkeypatch.setenv("KAGGLE_KIT_KAGGLE_ROOT", str(tmp_path / "kaggle"))
     result = fetch(project, SLUG, client=client)
     assert (result.action, result.path) == ("in_place", mounted / SLUG)
     assert server.requests() == [] and not (project.root / "data").exists()
@@ -258,3 +257,38 @@ def test_extracted_folders_follow_the_umask(project, client, server, umask):
     folders = [data(project), *[p for p in data(project).rglob("*") if p.is_dir()]]
     assert len(folders) > 1
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o777 & ~umask)}
+
+
+# -- fetch --file: single files, for archives too large to fetch whole ----------------------------------
+def test_fetch_files_downloads_only_the_named_files(project, client, server, server_root):
+    members = tiny_members()
+    wanted = ["sampleSubmission.csv", "train/1.png"]
+    result = fetch_files(project, SLUG, wanted, client=client)
+    assert (result.action, result.path, result.names) == ("files", data(project), tuple(wanted))
+    assert sorted(p.relative_to(data(project)).as_posix() for p in data(project).rglob("*") if p.is_file()) == \
+        sorted([*wanted, FILES_MARKER])
+    for name in wanted:
+        assert (data(project) / name).read_bytes() == members[name]
+    assert sorted(json.loads((data(project) / FILES_MARKER).read_text())) == sorted(wanted)
+    assert names(server) == ["ListDataFiles", "DownloadDataFile", "download", "DownloadDataFile", "download"]
+    assert leftovers(project) == [] and project.default_slug() == SLUG
+
+    before = len(server.requests())
+    again = fetch_files(project, SLUG, wanted, client=client)          # present: kept, nothing asked
+    assert (again.names, again.files) == ((), 2) and len(server.requests()) == before
+    whole = fetch(project, SLUG, client=client)                        # the whole archive replaces the folder
+    assert whole.action == "downloaded" and not (data(project) / FILES_MARKER).exists()
+    assert_complete(project, server_root / SLUG / f"{SLUG}.zip")
+
+
+def test_fetch_files_refuses_an_unknown_name_with_the_closest(project, client, server):
+    with pytest.raises(KitError, match=r"unknown file of tiny-pets 'trainLabel\.csv'; did you mean trainLabels\.csv\?"):
+        fetch_files(project, SLUG, ["trainLabel.csv"], client=client)
+    assert names(server) == ["ListDataFiles"] and not data(project).exists()
+
+
+def test_fetch_file_command(project, server, tmp_path):
+    done = run_cli(["fetch", SLUG, "--file", "trainLabels.csv"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{SLUG}: 1 file(s) downloaded into {data(project)}: trainLabels.csv" in done.stdout.replace("\n", "")
+    assert (data(project) / "trainLabels.csv").read_bytes() == tiny_members()["trainLabels.csv"]

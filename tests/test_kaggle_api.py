@@ -97,7 +97,8 @@ def test_401_explains_credentials_and_never_shows_the_key(server, sleeps, monkey
     message = str(err.value)
     assert "\n" not in message and "wrong-key-7f3a9" not in message and KEY not in message
     assert f"Kaggle rejected the credentials for user {USER!r} (401)" in message
-    for hint in ("kaggle.json (chmod 600)", "KAGGLE_USERNAME and KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+    for hint in ("~/.kaggle/access_token (chmod 600)", "KAGGLE_API_TOKEN", "kaggle.json", "KAGGLE_USERNAME and KAGGLE_KEY",
+                 "https://www.kaggle.com/settings/api", "kaggle auth login"):
         assert hint in message
     assert sleeps == []
 
@@ -105,7 +106,9 @@ def test_401_explains_credentials_and_never_shows_the_key(server, sleeps, monkey
 def test_no_credentials_at_all_is_one_line_not_an_exit(server, monkeypatch):
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
-    with pytest.raises(KaggleError, match=r"^no Kaggle credentials found: put your API key in .*kaggle\.json"):
+    with pytest.raises(KaggleError, match=r"^no Kaggle credentials found: create an API token at "
+                       r"https://www\.kaggle\.com/settings/api and save it in ~/\.kaggle/access_token .* or set KAGGLE_API_TOKEN; or put a legacy key in "
+                       r".*kaggle\.json or set KAGGLE_USERNAME and KAGGLE_KEY; or run `kaggle auth login`$"):
         KaggleClient().submissions(SLUG)
     assert server.requests() == []
 
@@ -233,9 +236,26 @@ def test_wait_for_scores_polls_until_scored_or_timeout(project, client, server, 
     assert client.submissions(SLUG)[0].status == "pending"
     early = wait_for_scores(project, SLUG, client=client, timeout=15, poll=10, sleep=sleep, clock=lambda: now[0])
     assert early.pending == 1 and now[0] == 1_000_015.0
+    asked = len(names(server))
     done = wait_for_scores(project, SLUG, client=client, timeout=60, poll=10, sleep=sleep, clock=lambda: now[0])
     assert done.pending == 0 and done.submissions[0].info.status == "complete"
     assert now[0] == 1_000_035.0
+    polls = names(server)[asked:]
+    first_report = polls.index("ListSubmissions", 1)       # the listing that found the pending one, then polls
+    assert polls[0] == "ListSubmissions" and polls[1:first_report] == ["GetSubmission"] * 2
+
+
+def test_waiting_for_one_ref_polls_only_that_submission(project, client, server, sub_csv):
+    now = [1_000_000.0]
+    server.ledger.clock = lambda: now[0]
+    server.ledger.scoring_delay = 30.0
+    ref = client.submit(SLUG, sub_csv, "one").ref
+    assert client.submission(ref).status == "pending"
+    asked = len(names(server))
+    done = wait_for_scores(project, SLUG, client=client, refs=[ref], timeout=60, poll=20,
+                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert names(server)[asked:asked + 2] == ["GetSubmission", "GetSubmission"] and now[0] == 1_000_040.0
+    assert client.submission(ref).status == "complete" and done.pending == 0
 
 
 # -- the commands ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ __all__ = ["COMMAND_MODULES", "quiet_libraries", "build_parser", "main"]
 COMMAND_MODULES = (
     "kaggle_kit.cli.core",
     "kaggle_kit.cli.blend",
+    "kaggle_kit.cli.export",
     "kaggle_kit.cli.scaffold",
     "kaggle_kit.cli.serve",
     "kaggle_kit.cli.kaggle",

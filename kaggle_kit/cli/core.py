@@ -18,7 +18,7 @@ from kaggle_kit.training.optim import BN_MODES, OPTIMIZERS
 from kaggle_kit.training.schedules import SCHEDULES
 from kaggle_kit.symmetry import list_tta
 
-__all__ = ["competitions", "use", "train_cmd", "runs_cmd", "predict_cmd", "one_of"]
+__all__ = ["competitions", "use", "train_cmd", "runs_cmd", "predict_cmd", "one_of", "tta_args"]
 
 
 def one_of(registry: Registry) -> dict:
@@ -125,6 +125,15 @@ def _tta_arg(value: str) -> str:
     except UnknownName as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return value
+
+
+def tta_args() -> tuple:
+    """``--tta [POLICY]`` and ``--no-tta``: the options of every command that predicts (predict, export)."""
+
+    return (arg("--tta", nargs="?", const=True, default=None, metavar="POLICY", type=_tta_arg,
+                help=f"test-time augmentation: a policy ({', '.join(list_tta())}); alone: the mirrors the "
+                     f"plugin's symmetry allows (default: the policy the run chose on its out-of-fold CV)"),
+            arg("--no-tta", dest="tta", action="store_const", const=False, help="no test-time augmentation"))
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -285,10 +294,7 @@ def _ece_text(run) -> str:
 @command("predict", "predict the test set with a run's fold ensemble and write the submission CSV",
          competition_arg(),
          *run_args(),
-         arg("--tta", nargs="?", const=True, default=None, metavar="POLICY", type=_tta_arg,
-             help=f"test-time augmentation: a policy ({', '.join(list_tta())}); alone: the mirrors the "
-                  f"plugin's symmetry allows (default: the policy the run chose on its out-of-fold CV)"),
-         arg("--no-tta", dest="tta", action="store_const", const=False, help="no test-time augmentation"))
+         *tta_args())
 def predict_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.prediction.predictor import make_submission
     from kaggle_kit.progress import ProgressView

@@ -28,18 +28,25 @@ def _slug(project, given: str | None) -> str:
 
 @command("fetch", "download a competition's data into data/<slug>/ (does nothing when it is complete)",
          competition_arg(),
+         arg("--file", dest="files", action="append", metavar="NAME",
+             help="download only this data file, e.g. sample_submission.csv (repeat it for more); for archives "
+                  "too large to fetch whole"),
          arg("--force", action="store_true", help="download and extract again even if the data is complete"))
 def fetch_cmd(args: argparse.Namespace) -> int:
-    from kaggle_kit.kaggle.fetch import fetch
-    from kaggle_kit.kaggle.client import KaggleClient
+    from kaggle_kit.api import fetch
 
     project = _project()
     slug = _slug(project, args.competition)
     out = console()
     with out.status(f"fetching {slug} ..."):
-        result = fetch(project, slug, client=KaggleClient(), force=args.force)
+        result = fetch(slug, project=project, force=args.force, files=args.files)
     where = result.path
-    if result.action == "in_place":
+    if result.action == "files":
+        kept = result.files - len(result.names)
+        out.print(f"{slug}: {len(result.names)} file(s) downloaded into {where}"
+                  + (f": {', '.join(result.names)}" if result.names else "")
+                  + (f" ({kept} already there; --force downloads them again)" if kept else ""))
+    elif result.action == "in_place":
         out.print(f"{slug}: using the Kaggle notebook's data in place at {where}")
     elif result.action == "present":
         out.print(f"{slug}: already complete at {where} (use --force to download again)")

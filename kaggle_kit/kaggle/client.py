@@ -1,7 +1,7 @@
 """The kit's only door to Kaggle: the official ``kaggle`` client's Python API (``KaggleApi``).
 
 Every call goes through the unmodified client with its own settings (credentials from
-``~/.kaggle/kaggle.json``, ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or ``KAGGLE_API_TOKEN``; the endpoint
+``~/.kaggle/access_token``, ``KAGGLE_API_TOKEN``, ``~/.kaggle/kaggle.json`` or ``KAGGLE_USERNAME``/``KAGGLE_KEY``; the endpoint
 from ``KAGGLE_API_ENVIRONMENT`` and the usual proxy variables), so the same code talks to
 kaggle.com or to any compatible server such as :mod:`kaggle_local`. What this module adds:
 
@@ -15,6 +15,9 @@ kaggle.com or to any compatible server such as :mod:`kaggle_local`. What this mo
   offline; a failed upload is an error even though the client returns normally;
 * silence: the client prints to stdout; that output is captured, never shown, and every error
   and captured line is scrubbed of the credentials (:mod:`~kaggle_kit.kaggle.secrets`).
+
+It runs a little over 400 lines: one short method per Kaggle call, kept beside the retry and error
+translation they all share.
 
 Example (needs credentials and a reachable server)::
 
@@ -51,8 +54,9 @@ T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 KAGGLE_WEB = "https://www.kaggle.com"
-CREDENTIALS_HELP = ("put your API key in {config} (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY, "
-                    "or KAGGLE_API_TOKEN (create one at https://www.kaggle.com/settings)")
+CREDENTIALS_HELP = ("create an API token at https://www.kaggle.com/settings/api and save it in ~/.kaggle/access_token "
+                    "(chmod 600) or set KAGGLE_API_TOKEN; or put a legacy key in {config} or set KAGGLE_USERNAME "
+                    "and KAGGLE_KEY; or run `kaggle auth login`")
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -210,6 +214,31 @@ class KaggleClient:
             said = one_line(self._printed) or reason
             raise self._error(f"upload of {csv_path} to {slug} failed ({said}); nothing was submitted")
         return SubmissionRef(ref=int(result.ref), message=result.message)
+
+    def submission(self, ref: int) -> SubmissionInfo:
+        """One of my submissions by its ref (the client's ``get_submission``): one record, not pages."""
+        return submission_info(self._call(f"read submission {ref}", None, lambda api: api.get_submission(int(ref))))
+
+    def files(self, slug: str) -> dict[str, int]:
+        """The competition's data files, name -> bytes (every page of the listing)."""
+        out: dict[str, int] = {}
+        token: str | None = None
+        while True:
+            r = self._call(f"list the files of {slug}", slug,
+                           lambda api: api.competition_list_files(slug, page_token=token, page_size=200))
+            out.update({f.name: int(f.total_bytes or 0) for f in r.files})
+            token = r.next_page_token or None
+            if not token:
+                return out
+
+    def download_file(self, slug: str, name: str, dest: Path, force: bool = False) -> Path:
+        """Download the data file ``name`` to ``dest/<name>`` (unwrapped if the server sends it zipped)."""
+        path = Path(dest) / name
+        self._call(f"download {name} of {slug}", slug, lambda api: api.competition_download_file(
+            slug, name, path=str(dest), force=force, quiet=True, unzip=True))
+        if not path.is_file():
+            raise KaggleError(f"download of {name} from {slug} left no file at {path}")
+        return path
 
     def submissions(self, slug: str, pages: int = 5, page_size: int = 100) -> list[SubmissionInfo]:
         """My submissions to ``slug``, newest first (up to ``pages * page_size``)."""

@@ -11,6 +11,10 @@ target) is deleted with its download folder, and the extracted folder gets the p
 umask gives a new folder (``mkdtemp``'s 0700 is not kept).
 Inside a Kaggle notebook (``/kaggle/input/<slug>`` exists) the data is used in place.
 
+:func:`fetch_files` downloads single files instead (``fetch --file NAME``), for an archive too large
+to fetch whole: each lands in ``data/<slug>/<NAME>`` by a rename, listed in ``.kaggle-kit-files.json``
+(a later whole fetch replaces such a folder; it does not count as complete).
+
 Example:
     >>> import tempfile, zipfile
     >>> from pathlib import Path
@@ -42,22 +46,29 @@ from kaggle_kit.atomic import atomic_write_json
 from kaggle_kit.errors import DataError, DiskFullError, KitError
 from kaggle_kit.project import Project
 
-__all__ = ["MARKER", "Downloader", "FetchResult", "marker_path", "fetch", "check_archive", "check_members",
-           "extract_into_place", "sha256_of"]
+__all__ = ["MARKER", "FILES_MARKER", "Downloader", "FileDownloader", "FetchResult", "marker_path", "fetch",
+           "fetch_files", "check_archive", "check_members", "extract_into_place", "sha256_of"]
 
 MARKER = ".kaggle-kit-fetched.json"
+FILES_MARKER = ".kaggle-kit-files.json"     # the single files `fetch --file` downloaded (not complete data)
 
 
 class Downloader(Protocol):
     def download(self, slug: str, dest: Path, force: bool = False) -> Path: ...
 
 
+class FileDownloader(Protocol):
+    def files(self, slug: str) -> dict[str, int]: ...
+    def download_file(self, slug: str, name: str, dest: Path, force: bool = False) -> Path: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class FetchResult:
     slug: str
     path: Path
-    action: Literal["downloaded", "present", "in_place"]
+    action: Literal["downloaded", "present", "in_place", "files"]
     files: int = 0
+    names: tuple[str, ...] = ()           # fetch_files: the files downloaded now (the others were there)
     archive_bytes: int | None = None
     sha256: str | None = None
 
@@ -69,15 +80,11 @@ def marker_path(folder: Path) -> Path:
 def fetch(project: Project, competition_slug: str, *, client: Downloader, force: bool = False) -> FetchResult:
     """Make ``data/<slug>`` complete (see the module docstring) and set it as the project default."""
     slug = competition_slug
-    if not slug or slug != Path(slug).name or slug.startswith("."):
-        raise KitError(f"{slug!r} is not a competition slug")
-    data_root = project.data_root(slug)
-    target = project.root / "data" / slug
-    if data_root != target:                       # a Kaggle notebook: the data is mounted read-only
-        project.set_default(slug)
-        return FetchResult(slug=slug, path=data_root, action="in_place")
+    target, mounted = _target(project, slug)
+    if mounted is not None:
+        return mounted
     done = marker_path(target)
-    if target.is_dir() and not done.is_file() and not force:
+    if target.is_dir() and not done.is_file() and not (target / FILES_MARKER).is_file() and not force:
         raise KitError(f"{target}: exists but was not fetched by kaggle-kit (no {MARKER}); "
                        "move it away, or pass --force to replace it")
     downloads = target.parent / f".{slug}.download"
@@ -100,6 +107,55 @@ def fetch(project: Project, competition_slug: str, *, client: Downloader, force:
     shutil.rmtree(downloads, ignore_errors=True)
     project.set_default(slug)
     return FetchResult(slug=slug, path=target, action="downloaded", files=files, archive_bytes=size, sha256=sha)
+
+
+def _target(project: Project, slug: str) -> tuple[Path, FetchResult | None]:
+    """``data/<slug>``, and the result to return at once when a Kaggle notebook mounts the data."""
+    if not slug or slug != Path(slug).name or slug.startswith("."):
+        raise KitError(f"{slug!r} is not a competition slug")
+    data_root = project.data_root(slug)
+    target = project.root / "data" / slug
+    if data_root != target:                       # a Kaggle notebook: the data is mounted read-only
+        project.set_default(slug)
+        return target, FetchResult(slug=slug, path=data_root, action="in_place")
+    return target, None
+
+
+def fetch_files(project: Project, competition_slug: str, names: list[str], *, client: FileDownloader,
+                force: bool = False) -> FetchResult:
+    """Download the data files ``names`` into ``data/<slug>/`` (present ones are kept unless ``force``)."""
+    from kaggle_kit.registry import unknown_message
+
+    slug = competition_slug
+    target, mounted = _target(project, slug)
+    if mounted is not None:
+        return mounted
+    wanted = [n for n in dict.fromkeys(names) if force or not (target / n).is_file()]
+    if wanted:
+        known = client.files(slug)
+        for name in wanted:
+            if name not in known:
+                close = unknown_message(f"file of {slug}", name, sorted(known)).split(" Known:")[0]
+                raise KitError(f"{close} (see `kaggle competitions files {slug}`)")
+            if not _inside(name, Path(os.path.abspath(target))):
+                raise KitError(f"{slug}: file name {name!r} would be written outside {target}; refusing it")
+    downloads = target.parent / f".{slug}.files-download"     # not the archive's folder: its partial is kept
+    listed = target / FILES_MARKER
+    try:
+        record = json.loads(listed.read_text()) if listed.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        record = {}
+    for name in wanted:
+        got = client.download_file(slug, name, downloads, force=force)
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(got, target / name)
+        record[name] = {"bytes": (target / name).stat().st_size,
+                        "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if not marker_path(target).is_file():
+            atomic_write_json(listed, record)
+    shutil.rmtree(downloads, ignore_errors=True)
+    project.set_default(slug)
+    return FetchResult(slug=slug, path=target, action="files", files=len(dict.fromkeys(names)), names=tuple(wanted))
 
 
 def check_archive(archive: Path) -> None:

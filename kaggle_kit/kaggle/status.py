@@ -66,10 +66,14 @@ def competition_status(project: Project, slug: str, *, client: KaggleClient, top
 
 
 def wait_for_scores(project: Project, slug: str, *, client: KaggleClient, top: int = 10, timeout: float = 600.0,
-                    poll: float = 5.0, sleep: Callable[[float], None] = time.sleep,
+                    poll: float = 5.0, refs: list[int] | None = None, sleep: Callable[[float], None] = time.sleep,
                     clock: Callable[[], float] = time.monotonic) -> StatusReport:
-    """Poll until no submission is pending or ``timeout`` seconds pass; the report tells which."""
+    """Poll until ``refs`` (default: the submissions pending now) are scored or ``timeout`` seconds pass;
+    the report tells which. Each poll reads the pending submissions one by one (``get_submission``),
+    not pages of the listing."""
     deadline = clock() + timeout
-    while any(s.status == "pending" for s in client.submissions(slug)) and clock() < deadline:
+    waiting = list(refs) if refs is not None else [s.ref for s in client.submissions(slug) if s.status == "pending"]
+    while waiting and clock() < deadline:
         sleep(max(0.0, min(poll, deadline - clock())))
+        waiting = [ref for ref in waiting if client.submission(ref).status == "pending"]
     return competition_status(project, slug, client=client, top=top)

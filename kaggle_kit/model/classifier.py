@@ -21,9 +21,9 @@ from keras import layers
 from kaggle_kit.model.backbones import Backbone, get_backbone  # noqa: F401  (re-exported for the example)
 from kaggle_kit.registry import Registry
 
-__all__ = ["PREPROCESS_MODES", "Preprocess", "build_model", "build_head", "backbone_of", "feature_extractor",
-           "partial_backbone", "top_model", "upper_backbone", "set_trainable", "layer_stages", "save_model",
-           "load_model"]
+__all__ = ["PREPROCESS_MODES", "Preprocess", "DihedralView", "build_model", "build_head", "backbone_of",
+           "feature_extractor", "partial_backbone", "top_model", "upper_backbone", "set_trainable", "layer_stages",
+           "save_model", "load_model"]
 
 # mode -> (scale, offset per channel, reverse channels); y = x * scale + offset after the flip
 PREPROCESS_MODES: Registry[tuple[float, tuple[float, float, float], bool]] = Registry("preprocess mode")
@@ -53,6 +53,28 @@ class Preprocess(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="kaggle_kit")
+class DihedralView(layers.Layer):
+    """(N, S, S, C) images under one view of the square's symmetry group (``kaggle_kit.symmetry.VIEWS``):
+    mirrored left to right when ``mirror``, then turned ``turns`` quarter turns counter-clockwise (as
+    ``np.rot90``). A TTA view as a layer, so an exported ensemble (:mod:`kaggle_kit.prediction.export`)
+    holds it in its graph; flips and transposes only, which every converter supports."""
+
+    def __init__(self, turns: int = 0, mirror: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.turns, self.mirror = int(turns) % 4, bool(mirror)
+
+    def call(self, x):
+        if self.mirror:
+            x = keras.ops.flip(x, axis=2)
+        for _ in range(self.turns):
+            x = keras.ops.flip(keras.ops.transpose(x, (0, 2, 1, 3)), axis=1)
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "turns": self.turns, "mirror": self.mirror}
 
 
 def build_model(backbone: Backbone, *, n_classes: int, image_size: int, weights: str, dropout: float,
