@@ -50,6 +50,7 @@ class Call:
     blob_url: Callable[[str], str]            # a path like /_blobs/<slug>/<file> -> signed absolute URL
     upload_url: Callable[[str], str]          # an upload token -> absolute URL to PUT the file to
     token_user: Callable[[str], str | None]   # a bearer token -> its user, or None
+    kernels: Any = None                       # the KernelStore of datasets and notebooks (kaggle_local.kernels)
 
     def slug(self) -> str:
         slug = str(self.body.get("competitionName") or "")
