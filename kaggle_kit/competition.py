@@ -74,6 +74,8 @@ class Competition:
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "fast", "best", ...
     group_column: str | None = None   # a labels-CSV column that groups images of one original
     group_pattern: str | None = None  # or a regex on the file name: its first group (else the match) is the key
+    code_competition: bool = False    # Kaggle re-runs a notebook on a hidden test set: `submit --notebook`
+    notebook_hours: float = 9.0       # a code competition's run-time limit for that notebook
     source: str = ""                  # the plugin file, filled in by the loader
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class Competition:
         if len(set(self.classes)) != len(self.classes):
             raise KitError(f"{self.slug}: class names repeat: {self.classes}")
         get_metric(self.metric)  # fails early, naming the known metrics
+        if not self.notebook_hours > 0:
+            raise KitError(f"{self.slug}: notebook_hours must be > 0, got {self.notebook_hours!r}")
         if self.group_pattern is not None:
             if self.group_column:
                 raise KitError(f"{self.slug}: set group_column or group_pattern, not both")

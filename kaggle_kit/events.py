@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar
 __all__ = [
     "Event", "Report", "Tick", "quiet", "ticker", "to_json", "from_json", "event_types",
     "RunStarted", "Stage", "Progress", "DataReady", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
-    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady",
+    "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady", "NotebookStatus",
 ]
 
 _TYPES: dict[str, type["Event"]] = {}
@@ -219,3 +219,13 @@ class ServerReady(Event):
         if self.batch_window_ms <= 0 or self.max_batch <= 1:
             return "batching off"
         return f"batching up to {self.max_batch} requests within {self.batch_window_ms:g} ms"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotebookStatus(Event):
+    """A pushed notebook version's state on Kaggle (``queued``, ``running``, ``complete``, ``error``), polled."""
+
+    notebook: str          # <owner>/<slug>
+    version: int
+    status: str
+    seconds: float         # since it was pushed

@@ -22,11 +22,17 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import unknown_message
 
-__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "KAGGLE_INPUT", "BUNDLED"]
+__all__ = ["Project", "Plugins", "load_plugin", "kaggle_input", "DEFAULT_FILE", "KAGGLE_INPUT", "BUNDLED"]
 
 DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
 KAGGLE_INPUT = Path("/kaggle/input")     # a Kaggle notebook's read-only data folder
 BUNDLED = Path(__file__).parent / "bundled"  # competitions shipped with the package (the demo)
+
+
+def kaggle_input() -> Path:
+    """A Kaggle notebook's input folder: ``$KAGGLE_KIT_INPUT_ROOT`` (set by the local server, which cannot
+    write ``/kaggle``) or ``/kaggle/input``."""
+    return Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or KAGGLE_INPUT)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Project:
 
     def data_root(self, slug: str) -> Path:
         """``data/<slug>``, or ``/kaggle/input/<slug>`` inside a Kaggle notebook."""
-        kaggle = KAGGLE_INPUT / slug
+        kaggle = kaggle_input() / slug
         return kaggle if kaggle.is_dir() else self.root / "data" / slug
 
     def run_dir(self, slug: str, run_id: str) -> Path:
@@ -75,7 +81,8 @@ class Project:
     @cached_property
     def plugins(self) -> "Plugins":
         """Every plugin file, loaded: a file that fails to import is one error line, not the end of the
-        others (two plugins defining one slug are still refused outright)."""
+        others (two plugins defining one slug are still refused outright, except that a project's own
+        plugin replaces a bundled one of the same slug)."""
         found: dict[str, Competition] = {}
         errors: list[str] = []
         for folder in self.plugin_folders():
@@ -88,6 +95,8 @@ class Project:
                     errors.append(str(e))
                     continue
                 if comp.slug in found:
+                    if folder == BUNDLED:
+                        continue             # the project's own plugin of a bundled competition wins
                     raise KitError(f"{path}: competition {comp.slug!r} is already defined in {found[comp.slug].source}")
                 found[comp.slug] = comp
         return Plugins(found, tuple(errors))
