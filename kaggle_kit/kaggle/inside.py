@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.events import Report, quiet
 from kaggle_kit.kaggle.package import PACKAGE_FILE
-from kaggle_kit.project import Project
+from kaggle_kit.project import Project, load_plugin
 from kaggle_kit.training.runs import load_run
 
 __all__ = ["Predicted", "predict_package", "unpack"]
@@ -36,15 +37,17 @@ class Predicted:
     seconds: float
 
 
-def unpack(package: Path, root: Path) -> tuple[Project, dict]:
-    """A kit project at ``root`` holding the packaged plugin and run; and the package's facts."""
+def unpack(package: Path, root: Path) -> tuple[Project, Competition, dict]:
+    """A kit project at ``root`` holding the packaged plugin and run; the packaged plugin, loaded (its own
+    errors raise: a bundled plugin of the same slug never stands in for it); and the package's facts."""
     manifest_file = package / PACKAGE_FILE
     if not manifest_file.is_file():
         raise KitError(f"{package}: no {PACKAGE_FILE}; attach the dataset `kaggle-kit submit --notebook` pushed")
     facts = json.loads(manifest_file.read_text())
     slug, run_id = facts["slug"], facts["run_id"]
     (root / "competitions").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(package / "plugin.py", root / "competitions" / f"{slug.replace('-', '_')}.py")
+    plugin = root / "competitions" / f"{slug.replace('-', '_')}.py"
+    shutil.copyfile(package / "plugin.py", plugin)
     run_dir = root / "checkpoints" / slug / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(package / "run.json", run_dir / "run.json")
@@ -52,15 +55,14 @@ def unpack(package: Path, root: Path) -> tuple[Project, dict]:
         (run_dir / f"fold_{k}").mkdir(exist_ok=True)
         shutil.copyfile(package / f"fold_{k}.keras", run_dir / f"fold_{k}" / "best.keras")
         shutil.copyfile(package / f"fold_{k}.json", run_dir / f"fold_{k}" / "result.json")
-    return Project(root), facts
+    return Project(root), load_plugin(plugin), facts
 
 
 def predict_package(package: Path, working: Path, *, report: Report = quiet) -> Predicted:
     from kaggle_kit.prediction.predictor import make_submission
 
     started = time.perf_counter()
-    project, facts = unpack(Path(package), Path(tempfile.mkdtemp(prefix="kaggle-kit-")))
-    competition = project.competition(facts["slug"])
+    project, competition, facts = unpack(Path(package), Path(tempfile.mkdtemp(prefix="kaggle-kit-")))
     data = project.data_root(competition.slug)
     if not data.is_dir():
         raise KitError(f"{data}: the competition's data is not attached; add {competition.slug} to the "
