@@ -153,3 +153,24 @@ def test_the_package_holds_the_run_and_the_plugin_and_each_push_is_a_new_version
         run = only_run(project)
         run.status = "running"
         build_package(project, project.competition(SLUG), run, owner=USER)
+
+
+def test_a_project_plugin_replaces_the_bundled_one_of_its_slug(tmp_path, monkeypatch):
+    root = tmp_path / "p"
+    (root / "competitions").mkdir(parents=True)
+    (root / "competitions" / "mini.py").write_text(
+        "from dataclasses import replace\nfrom kaggle_kit.bundled.cifar_10_mini import COMPETITION as B\n"
+        "COMPETITION = replace(B, code_competition=True)\n")
+    assert Project(root).competition("cifar-10-mini").code_competition is True
+    (root / "competitions" / "tiny.py").write_text(PLUGIN)
+    (root / "competitions" / "tiny_again.py").write_text(PLUGIN)
+    with pytest.raises(KitError, match="is already defined in"):
+        Project(root).competition(SLUG)
+
+
+def test_the_notebook_finds_kaggle_input_where_the_server_puts_it(tmp_path, monkeypatch):
+    (tmp_path / "input" / SLUG).mkdir(parents=True)
+    project = Project(tmp_path / "p")
+    assert project.data_root(SLUG) == tmp_path / "p" / "data" / SLUG
+    monkeypatch.setenv("KAGGLE_KIT_INPUT_ROOT", str(tmp_path / "input"))
+    assert project.data_root(SLUG) == tmp_path / "input" / SLUG
