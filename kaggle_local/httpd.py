@@ -240,9 +240,22 @@ class KaggleHandler(BaseHTTPRequestHandler):
                 self._fault_reply(fault)
                 return
         kernels = self.server.kernels
+        if not data and self.headers.get("Content-Range", "").startswith("bytes */") and kernels is not None:
+            self._resume_query(kernels.blob_state(token))
+            return
         if kernels is None or not kernels.receive_blob(token, data):
             self.server.ledger.receive_upload(token, data)
         self._send_json(200, {})
+
+    def _resume_query(self, state: str | None) -> None:
+        """The client asks how much of a resumable upload arrived (``Content-Range: bytes */N``): all of
+        it (200), none (308 without ``Range``: start again) or an unknown token (404: expired)."""
+        if state is None:
+            raise ApiError(404, "Upload URL not found or expired.")
+        if state == "complete":
+            self._send_json(200, {})
+        else:
+            self._send(308, b"", {})
 
     def _competition_file(self, slug: str, rest: str) -> tuple[int, float, Callable[[], Any]]:
         """Size, mtime and opener of a competition's archive (``<slug>.zip``) or one of its files (``files/<name>``)."""

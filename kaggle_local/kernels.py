@@ -97,6 +97,13 @@ class KernelStore:
         path.write_bytes(data)
         return True
 
+    def blob_state(self, token: str) -> str | None:
+        """``complete`` (its bytes are here), ``empty`` (announced, nothing kept yet) or None (unknown)."""
+        with self._lock:
+            if token not in self._blobs:
+                return None
+        return "complete" if (self.root / "blobs" / token).is_file() else "empty"
+
     # -- datasets ---------------------------------------------------------------------------------
     def dataset_version(self, owner: str, slug: str) -> int | None:
         with self._lock:

@@ -174,3 +174,16 @@ def test_the_notebook_finds_kaggle_input_where_the_server_puts_it(tmp_path, monk
     assert project.data_root(SLUG) == tmp_path / "p" / "data" / SLUG
     monkeypatch.setenv("KAGGLE_KIT_INPUT_ROOT", str(tmp_path / "input"))
     assert project.data_root(SLUG) == tmp_path / "input" / SLUG
+
+
+def test_an_interrupted_dataset_upload_leaves_no_dataset_and_runs_again(server, project):
+    package = build_package(project, project.competition(SLUG), only_run(project), owner=USER)
+    code = KaggleCode(KaggleClient())
+    server.inject("upload", status=403, times=20)
+    with pytest.raises(KitError, match="create dataset"):
+        code.push_dataset(package.folder, ref=package.dataset, notes="cut")
+    assert server.kernels.dataset_version(USER, dataset_slug(SLUG)) is None
+    assert only_run(project).submissions == []
+    server.clear_faults()
+    code.push_dataset(package.folder, ref=package.dataset, notes="again")
+    assert server.kernels.dataset_version(USER, dataset_slug(SLUG)) == 1
