@@ -168,10 +168,12 @@ def export(run: Any | None = None, *, format: str = "savedmodel", competition: s
 
 def submit(run: Any | None = None, *, competition: str | Competition | None = None,
            project: Project | None = None, message: str | None = None, csv: str | Path | None = None,
-           dry_run: bool = False):
+           dry_run: bool = False, notebook: bool = False, progress: bool | Report = True):
     """Upload a run's predictions (built if needed) and record the submission in the run.
 
-    Returns a :class:`~kaggle_kit.kaggle.submit.SubmitResult` (``ref``, ``file``, ``message``).
+    Returns a :class:`~kaggle_kit.kaggle.submit.SubmitResult` (``ref``, ``file``, ``message``). With
+    ``notebook=True`` (a code competition) the run is packaged as a dataset and a notebook is pushed,
+    run on Kaggle and submitted: a :class:`~kaggle_kit.kaggle.code_submit.NotebookSubmitResult`.
     """
     from kaggle_kit.kaggle.client import KaggleClient
     from kaggle_kit.kaggle.submit import submit_run
@@ -179,6 +181,13 @@ def submit(run: Any | None = None, *, competition: str | Competition | None = No
     project = _project(project)
     comp = _competition(project, competition if competition is not None else _slug_of(run))
     record = _run(project, comp, run)
+    if notebook:
+        from kaggle_kit.kaggle.code_submit import submit_notebook
+
+        if csv is not None or dry_run:
+            raise KitError("a notebook submission takes neither csv= nor dry_run=")
+        with _progress(progress) as report:
+            return submit_notebook(project, comp, record, client=KaggleClient(), message=message, report=report)
     return submit_run(project, comp, record, client=KaggleClient(), message=message, dry_run=dry_run,
                       csv=Path(csv) if csv else None)
 

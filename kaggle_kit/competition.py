@@ -77,6 +77,8 @@ class Competition:
     group_column: str | None = None   # a labels-CSV column that groups images of one original
     group_pattern: str | None = None  # or a regex on the file name: its first group (else the match) is the key
     symmetries: str = "hflip"         # which flips/turns keep a class: none, hflip, d8 (kaggle_kit/symmetry.py)
+    code_competition: bool = False    # Kaggle re-runs a notebook on a hidden test set: `submit --notebook`
+    notebook_hours: float = 9.0       # a code competition's run-time limit for that notebook
     source: str = ""                  # the plugin file, filled in by the loader
 
     def __post_init__(self) -> None:
@@ -89,6 +91,8 @@ class Competition:
             SYMMETRIES.check(self.symmetries)
         except UnknownName as e:
             raise KitError(f"{self.slug}: symmetries: {e}") from None
+        if not self.notebook_hours > 0:
+            raise KitError(f"{self.slug}: notebook_hours must be > 0, got {self.notebook_hours!r}")
         if self.group_pattern is not None:
             if self.group_column:
                 raise KitError(f"{self.slug}: set group_column or group_pattern, not both")

@@ -1,7 +1,7 @@
 """Errors the kit raises on purpose. The CLI prints their message as one line, no traceback."""
 from __future__ import annotations
 
-__all__ = ["KitError", "DataError", "SubmissionError", "KaggleError", "DiskFullError", "ConfigError"]
+__all__ = ["KitError", "DataError", "SubmissionError", "KaggleError", "NotebookFailed", "DiskFullError", "ConfigError"]
 
 
 class KitError(Exception):
@@ -18,6 +18,14 @@ class SubmissionError(KitError):
 
 class KaggleError(KitError):
     """The Kaggle API (or a compatible server) refused or failed a call."""
+
+
+class NotebookFailed(KaggleError):
+    """A pushed notebook's run on Kaggle failed; ``log_tail`` holds the last lines of its log."""
+
+    def __init__(self, message: str, *, log_tail: list[str]) -> None:
+        super().__init__(message)
+        self.log_tail = list(log_tail)
 
 
 class DiskFullError(KitError):

@@ -26,6 +26,7 @@ __all__ = [
     "Event", "Report", "Tick", "quiet", "ticker", "to_json", "from_json", "event_types",
     "RunStarted", "Stage", "Progress", "DataReady", "EpochBegin", "Batch", "EpochEnd", "PhaseEnd",
     "FoldResumed", "FoldSkipped", "FoldDone", "Warned", "ServerReady", "PlanReady", "BudgetStop", "Calibrated",
+    "NotebookStatus",
 ]
 
 _TYPES: dict[str, type["Event"]] = {}
@@ -261,3 +262,13 @@ class Calibrated(Event):
     nested_log_loss: float
     raw_ece: float
     nested_ece: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotebookStatus(Event):
+    """A pushed notebook version's state on Kaggle (``queued``, ``running``, ``complete``, ``error``), polled."""
+
+    notebook: str          # <owner>/<slug>
+    version: int
+    status: str
+    seconds: float         # since it was pushed

@@ -97,7 +97,9 @@ class ProgressView:
             events.FoldResumed: self._resumed, events.FoldSkipped: self._skipped, events.FoldDone: self._done,
             events.Warned: self._warned, events.ServerReady: self._server, events.PlanReady: self._plan,
             events.BudgetStop: self._budget_stop, events.Calibrated: self._calibrated,
+            events.NotebookStatus: self._notebook,
         }
+        self._notebook_seen: tuple[str, float] = ("", 0.0)   # last status line: (status, when)
 
     def __enter__(self) -> "ProgressView":
         self.progress.start()
@@ -210,3 +212,10 @@ class ProgressView:
         self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.folds} fold model(s), tta {'on' if e.tta else 'off'}, "
                     f"{e.batching}) on [bold]{escape(e.url)}[/]")
         self._print(f"try: curl -F image=@picture.png '{escape(e.url)}/predict?k={e.top_k}'   (Ctrl-C stops)")
+
+    def _notebook(self, e: events.NotebookStatus) -> None:
+        """A line when the status changes, and one a minute while it stays."""
+        status, when = self._notebook_seen
+        if e.status != status or e.seconds - when >= 60:
+            self._notebook_seen = (e.status, e.seconds)
+            self._print(f"notebook {escape(e.notebook)} version {e.version}: {escape(e.status)} ({e.seconds:.0f}s)")

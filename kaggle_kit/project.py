@@ -26,7 +26,8 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.registry import unknown_message
 
-__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "BUNDLED", "kaggle_root", "in_kaggle_notebook"]
+__all__ = ["Project", "Plugins", "load_plugin", "DEFAULT_FILE", "BUNDLED", "kaggle_root", "kaggle_input",
+           "kaggle_working", "in_kaggle_notebook"]
 
 DEFAULT_FILE = ".kaggle-kit"            # holds "competition=<slug>", written by fetch and `use`
 BUNDLED = Path(__file__).parent / "bundled"  # competitions shipped with the package (the demo)
@@ -40,6 +41,18 @@ def kaggle_root() -> Path:
 def in_kaggle_notebook() -> bool:
     """Whether this runs in a Kaggle notebook: Kaggle sets ``KAGGLE_KERNEL_RUN_TYPE`` (Interactive, Batch)."""
     return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
+
+
+def kaggle_input() -> Path:
+    """A Kaggle notebook's read-only input folder: ``$KAGGLE_KIT_INPUT_ROOT`` (set by the local server, which
+    cannot write ``/kaggle``), else :func:`kaggle_root`'s ``input/``."""
+    return Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or kaggle_root() / "input")
+
+
+def kaggle_working() -> Path:
+    """A Kaggle notebook's writable folder: ``$KAGGLE_KIT_WORKING`` (the local server's), else :func:`kaggle_root`'s
+    ``working/``."""
+    return Path(os.environ.get("KAGGLE_KIT_WORKING") or kaggle_root() / "working")
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Project:
         if env:
             return cls(Path(env).resolve())
         if in_kaggle_notebook():
-            return cls(kaggle_root() / "working")
+            return cls(kaggle_working())
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
             if (folder / "competitions").is_dir() or (folder / DEFAULT_FILE).is_file():
@@ -85,7 +98,7 @@ class Project:
     def data_root(self, slug: str) -> Path:
         """``data/<slug>``, or the read-only ``/kaggle/input/<slug>`` (``.../competitions/<slug>``, as newer
         notebooks mount it) where the folder exists: in a Kaggle notebook with the competition attached."""
-        mounted = kaggle_root() / "input"
+        mounted = kaggle_input()
         for kaggle in (mounted / slug, mounted / "competitions" / slug):
             if kaggle.is_dir():
                 return kaggle
@@ -98,7 +111,8 @@ class Project:
     @cached_property
     def plugins(self) -> "Plugins":
         """Every plugin file, loaded: a file that fails to import is one error line, not the end of the
-        others (two plugins defining one slug are still refused outright)."""
+        others (two plugins defining one slug are still refused outright, except that a project's own
+        plugin replaces a bundled one of the same slug)."""
         found: dict[str, Competition] = {}
         errors: list[str] = []
         for folder in self.plugin_folders():
@@ -111,6 +125,8 @@ class Project:
                     errors.append(str(e))
                     continue
                 if comp.slug in found:
+                    if folder == BUNDLED:
+                        continue             # the project's own plugin of a bundled competition wins
                     raise KitError(f"{path}: competition {comp.slug!r} is already defined in {found[comp.slug].source}")
                 found[comp.slug] = comp
         return Plugins(found, tuple(errors))

@@ -3,7 +3,8 @@
 It implements the API calls the official ``kaggle`` client makes to fetch data, submit, and read
 submissions and leaderboards; scores submissions against a ``solution.csv``; enforces a daily
 submission limit; and can inject faults (HTTP errors, Retry-After, delays, dropped connections).
-It listens on 127.0.0.1 only.
+For code competitions it also takes datasets and notebooks, runs a pushed notebook offline (nbclient
+under ``unshare -n``) and scores the ``submission.csv`` it writes. It listens on 127.0.0.1 only.
 
 It does not import ``kaggle_kit``: it knows each competition from its own files (``competition.json``
 and ``solution.csv``) and scores with its own parser and metrics, as Kaggle would, so that it can

@@ -8,7 +8,8 @@ The official client reaches it as an HTTP proxy (``HTTP_PROXY`` plus
   (``Authorization: Basic user:key`` or ``Bearer <token>``, 401 otherwise);
 * ``GET /_blobs/<slug>/...?sig=``: downloads the API redirects to (signed, no credentials;
   ``Content-Length``, ``Last-Modified``, ``ETag``, ``Range``/``If-Range``);
-* ``PUT /_upload/<token>``: the submission upload;
+* ``GET /_blobs/_kernels/<owner>/<notebook>/<version>/<file>?sig=``: a notebook version's output files;
+* ``PUT /_upload/<token>``: the submission upload, or a dataset file's (:mod:`kaggle_local.kernels_rpc`);
 * ``/_admin/fault`` (POST a :class:`~kaggle_local.faults.Fault` as JSON, GET, DELETE),
   ``POST /_admin/competition`` (``{"slug", "rules_accepted", "daily_limit"}``),
   ``GET /_admin/requests`` (the request log) and ``GET /_admin/submissions``.
@@ -35,6 +36,8 @@ from typing import Any, Callable, Mapping
 
 from kaggle_local.errors import ApiError, ServerError
 from kaggle_local.faults import Fault, FaultBook
+from kaggle_local.kernels import KernelStore
+from kaggle_local.kernels_rpc import KERNEL_BLOBS
 from kaggle_local.ledger import Ledger
 from kaggle_local.rpc import RPCS, Call, Payload, Redirect
 
@@ -53,9 +56,10 @@ class KaggleHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, ledger: Ledger, *, port: int = 0, users: Mapping[str, str],
-                 tokens: Mapping[str, str]) -> None:
+                 tokens: Mapping[str, str], kernels: KernelStore | None = None) -> None:
         super().__init__((LOOPBACK, port), KaggleHandler)
         self.ledger = ledger
+        self.kernels = kernels
         self.users = dict(users)
         self.tokens = dict(tokens)
         self.faults = FaultBook()
@@ -158,7 +162,8 @@ class KaggleHandler(BaseHTTPRequestHandler):
         if rpc.needs_user and user is None:
             raise ApiError(401, "Unauthenticated: missing or invalid credentials.")
         reply = rpc.fn(Call(ledger=self.server.ledger, user=user, body=body, blob_url=self.server.blob_url,
-                            upload_url=self.server.upload_url, token_user=self.server.tokens.get))
+                            upload_url=self.server.upload_url, token_user=self.server.tokens.get,
+                            kernels=self.server.kernels))
         if fault is not None and fault.after and self._apply_fault(fault):
             return                      # carried out, but the answer is lost
         if isinstance(reply, Redirect):
@@ -175,21 +180,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(query.get("sig", [""])[0], self.server.sign(path)):
             raise ApiError(403, "Invalid or missing download signature.")
         slug, _, rest = path.removeprefix("/_blobs/").partition("/")
-        comp = self.server.ledger.competition(slug)
-        if rest == comp.archive.name:
-            stat = comp.archive.stat()
-            size, mtime = stat.st_size, stat.st_mtime
-            opener: Callable[[], Any] = lambda: comp.archive.open("rb")
-        elif rest.startswith("files/"):
-            member = urllib.parse.unquote(rest.removeprefix("files/"))
-            info = next((m for m in comp.members() if m.filename == member), None)
-            if info is None:
-                raise ApiError(404, f"File '{member}' not found.")
-            data = comp.read_member(member)
-            size, mtime = len(data), time.mktime((*info.date_time, 0, 0, -1))
-            opener = lambda: io.BytesIO(data)
-        else:
-            raise ApiError(404, f"No file {path}.")
+        size, mtime, opener = self._kernel_output(rest) if slug == KERNEL_BLOBS else self._competition_file(slug, rest)
         fault = self.server.faults.take("download")
         if fault:
             time.sleep(fault.delay)
@@ -248,8 +239,51 @@ class KaggleHandler(BaseHTTPRequestHandler):
             if fault.status:
                 self._fault_reply(fault)
                 return
-        self.server.ledger.receive_upload(token, data)
+        kernels = self.server.kernels
+        if not data and self.headers.get("Content-Range", "").startswith("bytes */") and kernels is not None:
+            self._resume_query(kernels.blob_state(token))
+            return
+        if kernels is None or not kernels.receive_blob(token, data):
+            self.server.ledger.receive_upload(token, data)
         self._send_json(200, {})
+
+    def _resume_query(self, state: str | None) -> None:
+        """The client asks how much of a resumable upload arrived (``Content-Range: bytes */N``): all of
+        it (200), none (308 without ``Range``: start again) or an unknown token (404: expired)."""
+        if state is None:
+            raise ApiError(404, "Upload URL not found or expired.")
+        if state == "complete":
+            self._send_json(200, {})
+        else:
+            self._send(308, b"", {})
+
+    def _competition_file(self, slug: str, rest: str) -> tuple[int, float, Callable[[], Any]]:
+        """Size, mtime and opener of a competition's archive (``<slug>.zip``) or one of its files (``files/<name>``)."""
+        comp = self.server.ledger.competition(slug)
+        if rest == comp.archive.name:
+            stat = comp.archive.stat()
+            return stat.st_size, stat.st_mtime, lambda: comp.archive.open("rb")
+        if rest.startswith("files/"):
+            member = urllib.parse.unquote(rest.removeprefix("files/"))
+            info = next((m for m in comp.members() if m.filename == member), None)
+            if info is None:
+                raise ApiError(404, f"File '{member}' not found.")
+            data = comp.read_member(member)
+            return len(data), time.mktime((*info.date_time, 0, 0, -1)), lambda: io.BytesIO(data)
+        raise ApiError(404, f"No file /_blobs/{slug}/{rest}.")
+
+    def _kernel_output(self, rest: str) -> tuple[int, float, Callable[[], Any]]:
+        """Size, mtime and opener of the file ``<owner>/<slug>/<version>/<name>`` a notebook version wrote."""
+        owner, slug, number, name = (rest.split("/", 3) + ["", "", "", ""])[:4]
+        if self.server.kernels is None or not number.isdigit():
+            raise ApiError(404, f"No file {rest}.")
+        version = self.server.kernels.version(owner, slug, int(number))
+        name = urllib.parse.unquote(name)
+        if name not in version.outputs():
+            raise ApiError(404, f"Notebook {owner}/{slug} version {number} has no output {name!r}.")
+        file = version.working / name
+        stat = file.stat()
+        return stat.st_size, stat.st_mtime, lambda: file.open("rb")
 
     # -- admin ------------------------------------------------------------------------------------
     def _admin(self, what: str, query: Mapping[str, list[str]]) -> None:

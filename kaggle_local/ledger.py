@@ -168,22 +168,29 @@ class Ledger:
             upload.data = data
 
     def create_submission(self, slug: str, user: str, token: str, description: str) -> SubmissionRecord:
-        comp = self.entered(slug)
+        self.entered(slug)
         with self._lock:
             upload = self._uploads.get(token)
             if upload is None or upload.data is None or upload.slug != slug or upload.user != user:
                 raise ApiError(400, "The submission file was not uploaded (unknown or incomplete blob token).")
+            record = self.submit_file(slug, user, upload.file_name, upload.data, description)
+            del self._uploads[token]
+            return record
+
+    def submit_file(self, slug: str, user: str, file_name: str, data: bytes, description: str) -> SubmissionRecord:
+        """Record and score a submission file (an upload's, or the output of a notebook version)."""
+        comp = self.entered(slug)
+        with self._lock:
             used = self.limits(slug, user)["numToday"]
             if used >= comp.daily_limit:
                 raise ApiError(400, f"Your team has used its daily Submission allowance ({comp.daily_limit}) "
                                     "today, please try again tomorrow UTC.")
-            del self._uploads[token]
             record = SubmissionRecord(
                 ref=self._store.next_ref, slug=slug, user=user, date=iso(datetime.fromtimestamp(self.clock(), timezone.utc)),
-                description=description, file_name=upload.file_name, total_bytes=len(upload.data),
+                description=description, file_name=file_name, total_bytes=len(data),
                 ready_at=self.clock() + self.scoring_delay)
             self._store.next_ref += 1
-            self._score(comp, record, upload.data)
+            self._score(comp, record, data)
             self._store.submissions.append(record)
             self._save()
             return record

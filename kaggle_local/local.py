@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any, Mapping
 from kaggle_local.catalogue import load_catalogue
 from kaggle_local.faults import Fault
 from kaggle_local.httpd import KaggleHTTPServer
+from kaggle_local.kernels import KernelStore
 from kaggle_local.ledger import Ledger
 
 __all__ = ["BUNDLED_ROOT", "DEFAULT_USERS", "UNSET", "LocalKaggleServer", "ServerConfig", "client_env",
@@ -47,7 +50,8 @@ class ServerConfig:
     daily_limit: int = 5
     rules_not_accepted: frozenset[str] = frozenset()
     scoring_delay: float = 0.0                     # seconds a submission stays PENDING
-    state_dir: Path | None = None                  # keep submissions across restarts
+    state_dir: Path | None = None                  # keep submissions across restarts (and pushed datasets
+                                                   # and notebooks in <state_dir>/work; else a temporary folder)
     competition_json: Mapping[str, Path] = field(default_factory=dict)   # slug -> its competition.json,
                                                    # instead of <root>/<slug>/competition.json
     benchmarks: bool = True                        # put the scored sample submission on the leaderboard
@@ -85,8 +89,11 @@ class LocalKaggleServer:
                                    rules_not_accepted=self.config.rules_not_accepted)
         self.ledger = Ledger(catalogue, scoring_delay=self.config.scoring_delay,
                              state_dir=self.config.state_dir, benchmarks=self.config.benchmarks)
+        self._scratch = None if self.config.state_dir else tempfile.mkdtemp(prefix="kaggle-local-work-")
+        work = Path(self.config.state_dir) / "work" if self.config.state_dir else Path(self._scratch)
+        self.kernels = KernelStore(work, competition_data=self._archive)
         self.httpd = KaggleHTTPServer(self.ledger, port=self.config.port, users=self.config.users,
-                                      tokens=self.config.tokens)
+                                      tokens=self.config.tokens, kernels=self.kernels)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -105,6 +112,14 @@ class LocalKaggleServer:
             self._thread.join()
             self._thread = None
         self.httpd.server_close()
+        if self._scratch is not None:
+            self.kernels.wait(timeout=60)
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _archive(self, slug: str) -> Path | None:
+        comp = self.ledger.competitions.get(slug)
+        return comp.archive if comp is not None else None
 
     def __enter__(self) -> "LocalKaggleServer":
         return self.start()

@@ -1,5 +1,7 @@
 """The Kaggle API methods the official client calls for fetch, submit, status and leaderboard.
 
+(Datasets, notebooks and code submissions are in :mod:`kaggle_local.kernels_rpc`, registered here too.)
+
 Each method is registered under ``<service>/<Method>`` (the path after ``/api/v1/``), takes the
 decoded JSON body (camelCase keys; fields at their default are absent) and returns a JSON-able
 dict, a :class:`Redirect` (downloads) or a :class:`Payload` (a file sent as is). Refusals raise
@@ -7,8 +9,8 @@ dict, a :class:`Redirect` (downloads) or a :class:`Payload` (a file sent as is).
 ``../shared/notes/kaggle-api.md`` (beside the repository): camelCase keys, enum names as strings, ISO dates, scores as strings.
 
 Example:
-    >>> sorted(name.split("/")[1] for name in RPCS)[:3]
-    ['CreateSubmission', 'DownloadDataFile', 'DownloadDataFiles']
+    >>> sorted(name.split("/")[1] for name in RPCS if name.startswith(COMPETITIONS))[:3]
+    ['CreateCodeSubmission', 'CreateSubmission', 'DownloadDataFile']
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class Call:
     blob_url: Callable[[str], str]            # a path like /_blobs/<slug>/<file> -> signed absolute URL
     upload_url: Callable[[str], str]          # an upload token -> absolute URL to PUT the file to
     token_user: Callable[[str], str | None]   # a bearer token -> its user, or None
+    kernels: Any = None                       # the KernelStore of datasets and notebooks (kaggle_local.kernels)
 
     def slug(self) -> str:
         slug = str(self.body.get("competitionName") or "")

@@ -31,6 +31,7 @@ SAMPLES: list[events.Event] = [
                        batch_window_ms=5.0, max_batch=32),
     events.Calibrated(temperature=1.5, floor=0.001, used=True, raw_log_loss=0.9, nested_log_loss=0.6, raw_ece=0.2,
                       nested_ece=0.03),
+    events.NotebookStatus(notebook="me/kk-toy-inference", version=2, status="running", seconds=12.0),
 ]
 
 
@@ -78,10 +79,20 @@ def test_every_event_renders_without_a_terminal(jupyter: bool) -> None:
                      "fold 1 phase 1 (head on frozen backbone): 1 epochs in 0s, best val_score 0.5000 (epoch 1)",
                      "fold 2: resuming phase 2 at epoch 4", "fold 1: already finished, kept",
                      "fold 5/5 done: score 0.2500", "warning: a [bracketed] path",
-                     "serving r1 (2 fold model(s), tta on, batching up to 32 requests within 5 ms) on http://127.0.0.1:8000"):
+                     "serving r1 (2 fold model(s), tta on, batching up to 32 requests within 5 ms) on http://127.0.0.1:8000",
+                     "notebook me/kk-toy-inference version 2: running (12s)"):
         assert expected in text
     if not jupyter:
         assert out.getvalue() == text             # a file gets exactly the lines
+
+
+def test_a_notebook_status_is_a_line_when_it_changes_and_once_a_minute_while_it_stays() -> None:
+    out = io.StringIO()
+    with ProgressView(Console(file=out, width=200), clock=Clock()) as view:
+        for status, seconds in [("queued", 0), ("running", 5), ("running", 10), ("running", 70), ("complete", 75)]:
+            view(events.NotebookStatus(notebook="me/nb", version=1, status=status, seconds=seconds))
+    assert [line.split(": ")[1] for line in out.getvalue().splitlines()] == [
+        "queued (0s)", "running (5s)", "running (70s)", "complete (75s)"]
 
 
 def test_an_object_that_is_not_an_event_is_refused() -> None:

@@ -56,24 +56,36 @@ def fetch_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("submit", "upload a run's predictions to Kaggle and record the submission in the run",
+@command("submit", "upload a run's predictions to Kaggle (or, with --notebook, push a notebook that makes them) "
+         "and record the submission in the run",
          competition_arg(),
          *run_args(),
          arg("-m", "--message", help="submission description (default: run id, backbone and CV score)"),
          arg("--file", metavar="CSV", help="submit this CSV for the run instead of the run's own predictions"),
-         arg("--dry-run", action="store_true", help="build and validate the CSV, upload nothing"))
+         arg("--dry-run", action="store_true", help="build and validate the CSV, upload nothing"),
+         arg("--notebook", action="store_true",
+             help="a code competition: package the run as a dataset, push an offline inference notebook, "
+                  "wait for its run and submit that version"),
+         arg("--accelerator", choices=("none", "gpu", "gpu-p100", "tpu"), default="none",
+             help="what the notebook runs on (--notebook; default none: CPU)"),
+         arg("--wait-timeout", type=float, metavar="S",
+             help="give up waiting for the notebook after S seconds (--notebook; default: the competition's limit)"))
 def submit_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kaggle_kit.kaggle.client import KaggleClient
-    from kaggle_kit.kaggle.submit import submit_run
+    from kaggle_kit.kaggle.submit import needs_notebook_message, submit_run
 
     if args.best and args.run:
         raise KitError("pass --best or --run <id>, not both")
     project = _project()
     competition = project.competition(args.competition)
+    if competition.code_competition != args.notebook:
+        raise KitError(needs_notebook_message(competition.slug, code=competition.code_competition))
     out = console()
     run = pick_and_say(project, competition, args.run, out)
+    if args.notebook:
+        return _submit_notebook(args, project, competition, run, out)
     with out.status(f"submitting run {run.run_id} to {competition.slug} ..."):
         result = submit_run(project, competition, run, client=KaggleClient(), message=args.message,
                             dry_run=args.dry_run, csv=Path(args.file) if args.file else None)
@@ -82,6 +94,33 @@ def submit_cmd(args: argparse.Namespace) -> int:
     else:
         out.print(f"submitted {result.file} to {competition.slug}: ref {result.ref}, {result.message!r}")
         out.print(f"see the score with `kaggle-kit status {competition.slug} --wait`")
+    return 0
+
+
+def _submit_notebook(args: argparse.Namespace, project, competition, run, out) -> int:
+    from kaggle_kit.errors import NotebookFailed
+    from kaggle_kit.kaggle.client import KaggleClient
+    from kaggle_kit.kaggle.code_submit import submit_notebook
+    from kaggle_kit.progress import ProgressView
+
+    if args.file or args.dry_run:
+        raise KitError("--notebook takes neither --file nor --dry-run: Kaggle runs the notebook to make the CSV")
+    out.print(f"{competition.slug} is a code competition: submitting run {run.run_id} as a notebook "
+              f"(limit {competition.notebook_hours:g} h, internet off)")
+    try:
+        with ProgressView(out) as view:
+            result = submit_notebook(project, competition, run, client=KaggleClient(), message=args.message,
+                                     accelerator=args.accelerator, report=view, timeout=args.wait_timeout)
+    except NotebookFailed as e:
+        err = console(stderr=True)
+        if e.log_tail:
+            err.print(f"last {len(e.log_tail)} lines of the notebook's log:", markup=False)
+            for line in e.log_tail:
+                err.print(f"  {line}", markup=False, highlight=False)
+        raise
+    out.print(f"notebook {result.kernel} version {result.version} ran in {result.seconds:.0f}s; submitted to "
+              f"{competition.slug}: ref {result.ref}, {result.message!r}")
+    out.print(f"see the score with `kaggle-kit status {competition.slug} --wait`")
     return 0
 
 

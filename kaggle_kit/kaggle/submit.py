@@ -14,6 +14,8 @@ Example:
     >>> run.cv, run.metric = 0.8125, "accuracy"
     >>> default_message(run).split(" ", 1)[1]
     'simple_cnn CV accuracy 0.8125'
+    >>> needs_notebook_message("cifar-10-mini", code=True).split(":")[0]
+    'cifar-10-mini is a code competition'
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from kaggle_kit.project import Project
 from kaggle_kit.training.runs import RunRecord
 from kaggle_kit.prediction.submission import expected_ids, read_as_proba, validate_frame
 
-__all__ = ["Submitter", "SubmitResult", "default_message", "validate_csv", "submit_run"]
+__all__ = ["Submitter", "SubmitResult", "default_message", "needs_notebook_message", "validate_csv", "submit_run"]
 
 
 class Submitter(Protocol):
@@ -52,6 +54,15 @@ def default_message(run: RunRecord) -> str:
     return f"{run.run_id} {run.backbone} CV {run.metric or 'score'} {cv}"
 
 
+def needs_notebook_message(slug: str, *, code: bool) -> str:
+    """The one line that says which path a competition needs (``code``: it is a code competition)."""
+    if code:
+        return (f"{slug} is a code competition: Kaggle runs a notebook, a CSV cannot be uploaded; "
+                f"submit with `kaggle-kit submit {slug} --best --notebook`")
+    return (f"{slug} takes a CSV upload, not a notebook (its plugin does not set code_competition=True); "
+            f"submit without --notebook")
+
+
 def validate_csv(project: Project, competition: Competition, path: Path) -> None:
     """Raise :class:`SubmissionError` unless ``path`` is a complete, valid submission for ``competition``."""
     import pandas as pd
@@ -68,6 +79,8 @@ def submit_run(project: Project, competition: Competition, run: RunRecord, *, cl
                message: str | None = None, dry_run: bool = False, csv: Path | None = None,
                tta: bool | None = None) -> SubmitResult:
     """Build (or take ``csv``), validate and upload the run's submission; record its reference."""
+    if competition.code_competition:
+        raise SubmissionError(needs_notebook_message(competition.slug, code=True))
     if csv is None:
         from kaggle_kit.prediction.predictor import make_submission
 
