@@ -10,7 +10,7 @@ COMP   ?=
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[cpu,test]'
+	$(PY) -m pip install -q -e '.[cpu,test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

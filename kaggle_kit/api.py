@@ -90,10 +90,13 @@ def fetch(competition: str | None = None, *, project: Project | None = None, for
 
 def train(competition: str | Competition | None = None, config: TrainConfig | None = None, *,
           recipe: str | None = None, project: Project | None = None, resume: str | None = None,
+          only_folds: list[int] | None = None, ray: str | None = None,
           progress: bool | Report = True, **options: Any):
     """Train a run: the plugin's defaults, then ``recipe``, then ``options`` (any ``TrainConfig`` field).
 
     ``config`` replaces all three. Returns the finished :class:`~kaggle_kit.training.runs.RunRecord`.
+    ``only_folds`` (with ``resume``): just those folds, from 0; ``ray``: a Ray cluster's address
+    (``"auto"``) to train the folds on (docs/scale-out.md).
     """
     from kaggle_kit.training.trainer import train as train_run
 
@@ -106,7 +109,11 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
     elif recipe or options:
         raise KitError("pass either config= or recipe/options, not both")
     with _progress(progress) as report:
-        return train_run(project, comp, config, resume=resume, report=report)
+        if ray is not None:
+            from kaggle_kit.training.ray_engine import train_ray
+
+            return train_ray(project, comp, config, address=ray, resume=resume, folds=only_folds, report=report)
+        return train_run(project, comp, config, resume=resume, only_folds=only_folds, report=report)
 
 
 def predict(run: Any | None = None, *, competition: str | Competition | None = None,

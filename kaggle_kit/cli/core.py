@@ -183,6 +183,8 @@ def train_cmd(args: argparse.Namespace) -> int:
                 run = train_ray(project, comp, config, address=args.ray, resume=args.resume, folds=args.only_folds,
                                 report=view)
             elif args.parallel_folds not in (None, 1):
+                if args.only_folds is not None:
+                    raise KitError("--only-folds and --parallel-folds: pick one (start one --only-folds per machine)")
                 from kaggle_kit.training.parallel import train_parallel
 
                 run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,

@@ -44,7 +44,7 @@ from kaggle_kit.training.parallel import RELAYED
 from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import RunRecord
 
-__all__ = ["train_ray", "fold_cpus", "import_ray", "connect", "MAX_RETRIES", "CONNECT_TIMEOUT_S"]
+__all__ = ["train_ray", "fold_cpus", "import_ray", "connect", "open_on_node", "MAX_RETRIES", "CONNECT_TIMEOUT_S"]
 
 MAX_RETRIES = 3                 # attempts after the first, for a fold whose worker died
 CONNECT_TIMEOUT_S = 20.0        # a Ray address that does not answer is reported within this
@@ -209,7 +209,7 @@ def _node() -> str:
     return f"{ray.util.get_node_ip_address()} ({socket.gethostname()})"
 
 
-def _open(root: str, slug: str, run_id: str) -> tuple[Project, Competition]:
+def open_on_node(root: str, slug: str, run_id: str) -> tuple[Project, Competition]:
     """The project as this node sees it; one line naming the path and the node if it cannot."""
     run_json = Path(root) / "checkpoints" / slug / run_id / "run.json"
     project = Project(Path(root))
@@ -223,11 +223,10 @@ def _prepare_task(root: str, slug: str, run_id: str, queue: Any) -> DataReady:
     from kaggle_kit.training.runs import load_run
     from kaggle_kit.training.trainer import prepare
 
-    project, competition = _open(root, slug, run_id)
+    project, competition = open_on_node(root, slug, run_id)
     started = time.perf_counter()
     ready = prepare(project, competition, load_run(project, slug, run_id).config)
-    queue.put(events.to_json(Stage(message=f"node {_node()}: caches ready in {time.perf_counter() - started:.0f}s",
-                                   cached=True)))
+    queue.put(events.to_json(Stage(message=f"node {_node()}: caches ready in {time.perf_counter() - started:.0f}s")))
     return ready.ready()
 
 
@@ -236,7 +235,7 @@ def _fold_task(root: str, slug: str, run_id: str, k: int, owner: str, queue: Any
 
     from kaggle_kit.training.trainer import train_folds
 
-    project, competition = _open(root, slug, run_id)
+    project, competition = open_on_node(root, slug, run_id)
     queue.put(events.to_json(Stage(message=f"fold {k + 1}: process {os.getpid()} on node {_node()}")))
     train_folds(project, competition, run_id, [k], owner=owner, report=_relay(queue, RELAYED))
     return k

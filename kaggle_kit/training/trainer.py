@@ -22,6 +22,7 @@ Example (a notebook)::
 """
 from __future__ import annotations
 
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -37,7 +38,7 @@ from kaggle_kit.model.features import backbone_features, backbone_outputs, featu
 from kaggle_kit.model.similar import copy_groups
 from kaggle_kit.project import Project
 from kaggle_kit.training.folds import make_splits
-from kaggle_kit.training.locks import fold_lock
+from kaggle_kit.training.locks import Holder, fold_lock
 from kaggle_kit.training.phases import train_fold
 from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import RunRecord
@@ -93,35 +94,43 @@ def train_folds(project: Project, competition: Competition, run_id: str, folds: 
     summary is updated under its lock and, if these were its last folds, the run is completed here.
     ``owner``: the lock token of a Ray task, so its retry takes over the lock of its dead attempt."""
     run = Run.resume(project, competition, run_id)   # its status is the parent's to record
-    prepared = prepare(project, competition, run.config, report)
-    run.check_data(prepared.manifest.fingerprint)
-    unknown = sorted(set(folds) - set(range(len(prepared.splits))))
-    if unknown:
-        raise KitError(f"{run.record.path}: run {run_id} has {len(prepared.splits)} split(s) (fold_0 to "
-                       f"fold_{len(prepared.splits) - 1}), no fold_{', fold_'.join(map(str, unknown))}")
-    if complete:
-        run.attach(prepared.ready())
-        run.save()
-    _train_each(project, competition, run, prepared, folds, report, summary=complete, owner=owner)
+    with ExitStack() as held:         # the folds are claimed first: a busy one is refused before any work
+        for k in run.todo(folds):
+            _took_over(held.enter_context(fold_lock(run.record.path, k, owner=owner)), k, report)
+        prepared = prepare(project, competition, run.config, report)
+        run.check_data(prepared.manifest.fingerprint)
+        unknown = sorted(set(folds) - set(range(len(prepared.splits))))
+        if unknown:
+            raise KitError(f"{run.record.path}: run {run_id} has {len(prepared.splits)} split(s) (fold_0 to "
+                           f"fold_{len(prepared.splits) - 1}), no fold_{', fold_'.join(map(str, unknown))}")
+        if complete:
+            run.attach(prepared.ready())
+            run.save()
+        _train_each(project, competition, run, prepared, folds, report, summary=complete, locked=True)
     if complete:
         run.complete_if_done(prepared.manifest, prepared.splits, prepared.groups)
     return run.record
 
 
+def _took_over(gone: Holder | None, k: int, report: Report) -> None:
+    if gone is not None:
+        report(Warned(message=f"fold {k + 1}: took over the lock of {gone.text()}, which is gone; "
+                              f"the fold resumes after its last finished epoch"))
+
+
 def _train_each(project: Project, competition: Competition, run: Run, prepared: Prepared, folds: Sequence[int],
-                report: Report, *, summary: bool = True, owner: str = "") -> None:
+                report: Report, *, summary: bool = True, locked: bool = False) -> None:
+    """Train the unfinished ``folds``, each under its lock file (``locked``: the caller holds them)."""
     for k in folds:
         if run.record.fold_done(k):
             report(FoldSkipped(fold=k))
             continue
-        with fold_lock(run.record.path, k, owner=owner) as gone:
+        with nullcontext() if locked else fold_lock(run.record.path, k) as gone:
+            _took_over(gone, k, report)
             run.record.refresh_folds()            # another process may have finished it meanwhile
             if run.record.fold_done(k):
                 report(FoldSkipped(fold=k))
                 continue
-            if gone is not None:
-                report(Warned(message=f"fold {k + 1}: took over the lock of {gone.text()}, which is gone; "
-                                      f"the fold resumes after its last finished epoch"))
             train_idx, val_idx = prepared.splits[k]
             with interrupt.deferred():    # Ctrl-C is raised after a batch, never inside a step or a save
                 result = train_fold(project, competition, run.config, prepared, run.record, k, train_idx, val_idx,
