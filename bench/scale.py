@@ -13,7 +13,7 @@ in turn, ``--repeats`` times, with the same seed. The Ray cluster (:func:`kaggle
 each, sharing the scratch project's cache) is started once and its start-up is reported apart.
 
 Wall time is the ``kaggle-kit train`` command's; CPU time is that command's and its children's, and
-for Ray also that of the cluster's processes (read from ``/proc`` before it is stopped). The per-fold
+for Ray also that of the cluster's processes (sampled from ``/proc`` while it trains). The per-fold
 overhead is ``(wall - sequential wall) / folds`` over a sequential fold's wall time (that is, the
 extra time over the sequential run's), and the same for CPU time. Ends with one ``key=value`` line per way.
 """
@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,21 +39,44 @@ from kaggle_local import LocalKaggleServer  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_of_sessions(sessions: list[int]) -> float:
-    """utime + stime (s) of the live processes in these sessions (the Ray nodes' process groups)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) in sessions:           # fields[3] is the session id (field 6 of stat)
-            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return total / TICK
+class ClusterCPU(threading.Thread):
+    """CPU time (utime + stime) of the cluster's processes: those in its nodes' sessions or naming its
+    temp dir, sampled every 0.2 s so that a worker that exits is counted up to its last sample."""
+
+    def __init__(self, cluster) -> None:
+        super().__init__(daemon=True)
+        self.sessions, self.mark = set(cluster.sessions()), str(cluster.temp)
+        self.seen: dict[int, float] = {}
+        self.base = self.sample()
+        self.running = True
+
+    def sample(self) -> dict[int, float]:
+        out = {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) not in self.sessions and self.mark not in (proc / "cmdline").read_text():
+                    continue
+            except (OSError, IndexError, ValueError):
+                continue
+            out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / TICK
+        return out
+
+    def run(self) -> None:
+        while self.running:
+            self.seen.update(self.sample())
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        self.running = False
+        self.join()
+        self.seen.update(self.sample())
+        return sum(cpu - self.base.get(pid, 0.0) for pid, cpu in self.seen.items())
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
-    """Run ``cmd``; its wall time, the CPU time of it and its children, and its last output line."""
+def timed(cmd: list[str], env: dict[str, str], cwd: Path, show: bool = False) -> tuple[float, float, str]:
+    """Run ``cmd``; its wall time, the CPU time of it and its children, and its last output line
+    (``show``: print all of its output too)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read()
@@ -61,6 +85,8 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"`{' '.join(cmd)}` failed:\n{out[-3000:]}")
     lines = [line for line in out.splitlines() if line.strip()]
+    if show:
+        print(f"$ kaggle-kit {' '.join(cmd[3:])}\n{out.rstrip()}", flush=True)
     return wall, usage.ru_utime + usage.ru_stime, lines[-1] if lines else ""
 
 
@@ -73,6 +99,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "competitions"))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--show", action="store_true", help="print the whole output of the first repeat's runs")
     args = parser.parse_args()
 
     scratch = REPO / ".cache" / "scratch" / f"scale-{os.getpid()}"
@@ -103,10 +130,11 @@ def main() -> int:
         for r in range(args.repeats):
             for way, extra in (("sequential", []), ("parallel2", ["--parallel-folds", "2"]),
                                ("ray2", ["--ray", cluster.address])):
-                cluster_cpu = cpu_of_sessions(cluster.sessions()) if way == "ray2" else 0.0
-                wall, cpu, last = timed([*kit, *train, *extra], env, scratch)
-                if way == "ray2":
-                    cpu += cpu_of_sessions(cluster.sessions()) - cluster_cpu
+                sampler = ClusterCPU(cluster)
+                sampler.start()
+                wall, cpu, last = timed([*kit, *train, *extra], env, scratch, show=args.show and r == 0)
+                cluster_cpu = sampler.stop()                      # the idle cluster's own, for the other ways
+                cpu += cluster_cpu if way == "ray2" else 0.0
                 run_id = last.split(":", 1)[0]
                 cv = json.loads((scratch / "checkpoints" / slug / run_id / "run.json").read_text())["cv"]
                 results[way].append((wall, cpu, cv))

@@ -50,6 +50,7 @@ def free_ports(n: int) -> list[int]:
 @dataclass
 class LocalCluster:
     address: str
+    temp: Path                              # Ray's temp dir: its processes name it on their command line
     procs: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
@@ -77,7 +78,7 @@ def local_cluster(*, nodes: int = 2, cpus: int = 1, logs: Path | None = None,
     logs.mkdir(parents=True, exist_ok=True)
     port, client, dashboard, *ports = free_ports(3 + nodes * (len(_NODE_PORTS) + _WORKER_PORTS))
     per_node = len(_NODE_PORTS) + _WORKER_PORTS
-    cluster = LocalCluster(address=f"127.0.0.1:{port}")
+    cluster = LocalCluster(address=f"127.0.0.1:{port}", temp=temp)
     try:
         for i in range(nodes):
             own = _ports_args(ports[i * per_node:(i + 1) * per_node])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import socket
 import time
@@ -40,6 +41,7 @@ from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
 from kaggle_kit.events import DataReady, Event, FoldDone, Progress, Report, Stage, Warned, quiet
 from kaggle_kit.project import Project
+from kaggle_kit.training.locks import FoldBusy
 from kaggle_kit.training.parallel import RELAYED
 from kaggle_kit.training.run import Run
 from kaggle_kit.training.runs import RunRecord
@@ -105,10 +107,18 @@ def train_ray(project: Project, competition: Competition, config: TrainConfig, *
             nodes = [n for n in ray.nodes() if n.get("Alive")]
             report(Stage(message=f"Ray cluster at {address}: {len(nodes)} node(s), "
                                  f"{_resources_text(ray.cluster_resources())}"))
+            gpus = ray.cluster_resources().get("GPU", 0)
+            todo = run.todo(folds) if run.record.n_splits else list(folds or range(1 if run.config.holdout else run.config.folds))
+            cpus = fold_cpus(node_cpus=[n["Resources"].get("CPU", 1) for n in nodes], folds=len(todo))
+            # one environment for every task, so a node's prepare worker (TensorFlow loaded) trains its folds too
+            env = {**{k: v for k, v in os.environ.items()     # where the plugins are, the cache budget...
+                      if k.startswith("KAGGLE_KIT_") and k != "KAGGLE_KIT_CACHE"},   # ...the cache is the node's
+                   "TF_CPP_MIN_LOG_LEVEL": "2",
+                   **({} if gpus else {"TF_NUM_INTRAOP_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)})}
             prepare = ray.remote(_prepare_task)
-            refs = [prepare.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                n["NodeID"], soft=False), max_retries=max_retries).remote(root, competition.slug, run.record.run_id,
-                                                                         queue) for n in nodes]
+            refs = [prepare.options(num_cpus=1, runtime_env={"env_vars": env}, max_retries=max_retries,
+                                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                    .remote(root, competition.slug, run.record.run_id, queue) for n in nodes]
             readies = _gather(ray, refs, queue, report)
             for warning in readies[0].warnings:
                 report(Warned(message=warning))
@@ -116,13 +126,9 @@ def train_ray(project: Project, competition: Competition, config: TrainConfig, *
             run.save()
             todo = run.todo(folds)
             owner = f"ray:{run.record.run_id}:{secrets.token_hex(4)}"
-            gpus = ray.cluster_resources().get("GPU", 0)
-            cpus = fold_cpus(node_cpus=[n["Resources"].get("CPU", 1) for n in nodes], folds=len(todo))
             options: dict[str, Any] = {"num_gpus": 1} if gpus else {"num_cpus": cpus}
-            threads = {"TF_NUM_INTRAOP_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)} if not gpus else {}
             fold = ray.remote(_fold_task).options(max_retries=max_retries, retry_exceptions=False,
-                                                  runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", **threads}},
-                                                  **options)
+                                                  runtime_env={"env_vars": env}, **options)
             report(Stage(message=f"fold(s) {', '.join(str(k + 1) for k in todo)}: one Ray task each on "
                                  f"{'1 GPU' if gpus else f'{cpus} CPU(s)'}"))
             tally = [len(run.record.folds), run.record.n_splits]
@@ -172,6 +178,8 @@ def _result(ray: Any, ref: Any) -> Any:
         return ray.get(ref)
     except RayTaskError as e:
         cause = getattr(e, "cause", None)
+        if isinstance(cause, FoldBusy):    # someone else trains that fold: the run is not failed
+            raise FoldBusy(str(cause)) from None
         if isinstance(cause, KitError):
             raise KitError(str(cause)) from None
         raise KitError(f"a Ray task failed: {type(cause or e).__name__}: {_first_line(cause or e)}") from None
@@ -231,8 +239,6 @@ def _prepare_task(root: str, slug: str, run_id: str, queue: Any) -> DataReady:
 
 
 def _fold_task(root: str, slug: str, run_id: str, k: int, owner: str, queue: Any) -> int:
-    import os
-
     from kaggle_kit.training.trainer import train_folds
 
     project, competition = open_on_node(root, slug, run_id)
