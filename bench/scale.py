@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=0, help="fine-tuning epochs (0: the head only)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--ways", default="sequential,parallel2,ray2", help="which of the three ways to run")
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "competitions"))
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--show", action="store_true", help="print the whole output of the first repeat's runs")
@@ -121,7 +122,10 @@ def main() -> int:
     wall, _, last = timed([*kit, *train, "--head-epochs", "1", "--folds", "2"], env, scratch)
     print(f"warm-up (caches): {wall:.0f}s: {last}", flush=True)
 
-    results: dict[str, list[tuple[float, float, float]]] = {"sequential": [], "parallel2": [], "ray2": []}
+    ways = [w for w in ("sequential", "parallel2", "ray2") if w in args.ways.split(",")]
+    if "sequential" not in ways:
+        raise SystemExit("--ways must include sequential (the overheads are measured against it)")
+    results: dict[str, list[tuple[float, float, float]]] = {w: [] for w in ways}
     t0 = time.perf_counter()
     with local_cluster(nodes=2, cpus=1, logs=scratch / "ray",
                        node_env=lambda i: {"KAGGLE_KIT_CACHE": env["KAGGLE_KIT_CACHE"], "PYTHONPATH": path}) as cluster:
@@ -130,6 +134,8 @@ def main() -> int:
         for r in range(args.repeats):
             for way, extra in (("sequential", []), ("parallel2", ["--parallel-folds", "2"]),
                                ("ray2", ["--ray", cluster.address])):
+                if way not in ways:
+                    continue
                 sampler = ClusterCPU(cluster)
                 sampler.start()
                 wall, cpu, last = timed([*kit, *train, *extra], env, scratch, show=args.show and r == 0)
@@ -146,7 +152,7 @@ def main() -> int:
     for way, rows in results.items():
         wall = statistics.median(w for w, _, _ in rows)
         cpu = statistics.median(c for _, c, _ in rows)
-        print(f"competition={slug} way={way} folds={args.folds} limit={args.limit} epochs={args.epochs} repeats={len(rows)} "
+        print(f"competition={slug} way={way} folds={args.folds} limit={args.limit if slug == "cifar-10" else "all"} epochs={args.epochs} repeats={len(rows)} "
               f"wall_s={wall:.1f} cpu_s={cpu:.1f} cv={','.join(f'{cv:.4f}' for *_, cv in rows)} "
               f"fold_overhead_wall={(wall - seq_wall) / seq_wall:+.1%} fold_overhead_cpu={(cpu - seq_cpu) / seq_cpu:+.1%}")
     if not args.keep:
