@@ -152,7 +152,7 @@ def main() -> int:
     for way, rows in results.items():
         wall = statistics.median(w for w, _, _ in rows)
         cpu = statistics.median(c for _, c, _ in rows)
-        print(f"competition={slug} way={way} folds={args.folds} limit={args.limit if slug == "cifar-10" else "all"} epochs={args.epochs} repeats={len(rows)} "
+        print(f"competition={slug} way={way} folds={args.folds} limit={args.limit if slug == 'cifar-10' else 'all'} epochs={args.epochs} repeats={len(rows)} "
               f"wall_s={wall:.1f} cpu_s={cpu:.1f} cv={','.join(f'{cv:.4f}' for *_, cv in rows)} "
               f"fold_overhead_wall={(wall - seq_wall) / seq_wall:+.1%} fold_overhead_cpu={(cpu - seq_cpu) / seq_cpu:+.1%}")
     if not args.keep:
