@@ -10,7 +10,7 @@ COMP   ?=
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[cpu,test,export]'
+	$(PY) -m pip install -q -e '.[cpu,test,export,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

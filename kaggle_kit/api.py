@@ -95,11 +95,14 @@ def fetch(competition: str | None = None, *, project: Project | None = None, for
 
 def train(competition: str | Competition | None = None, config: TrainConfig | None = None, *,
           recipe: str | None = None, project: Project | None = None, resume: str | None = None,
+          only_folds: list[int] | None = None, ray: str | None = None,
           progress: bool | Report = True, **options: Any):
     """Train a run: the plugin's defaults, then ``recipe``, then ``options`` (any ``TrainConfig`` field).
     ``budget="20m"`` plans the run to that time (docs/budget.md), keeping the other ``options`` given.
 
     ``config`` replaces all three. Returns the finished :class:`~kaggle_kit.training.runs.RunRecord`.
+    ``only_folds`` (with ``resume``): just those folds, from 0; ``ray``: a Ray cluster's address
+    (``"auto"``) to train the folds on (docs/scale-out.md).
     """
     from kaggle_kit.training.trainer import train as train_run
 
@@ -115,7 +118,11 @@ def train(competition: str | Competition | None = None, config: TrainConfig | No
 
     keep = pinned(comp, recipe, options) if options or recipe else {}   # what a budget's plan keeps
     with _progress(progress) as report:
-        return train_run(project, comp, config, resume=resume, report=report, keep=keep)
+        if ray is not None:
+            from kaggle_kit.training.ray_engine import train_ray
+
+            return train_ray(project, comp, config, address=ray, resume=resume, folds=only_folds, report=report)
+        return train_run(project, comp, config, resume=resume, only_folds=only_folds, report=report, keep=keep)
 
 
 def blend(competition: str | Competition | None = None, runs: list[Any] | None = None, *, top: int | None = None,

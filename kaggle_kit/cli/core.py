@@ -9,6 +9,7 @@ from kaggle_kit import interrupt
 from kaggle_kit.cli.base import arg, best_choice, command, competition_arg, console, cv_text, pick_and_say, run_args
 from kaggle_kit.data.augment import AUGMENTS
 from kaggle_kit.data.resize import RESIZERS
+from kaggle_kit.errors import KitError
 from kaggle_kit.model.backbones import BACKBONES
 from kaggle_kit.model.model_files import looks_like_path
 from kaggle_kit.model.strategy import STRATEGIES
@@ -53,6 +54,17 @@ def _budget_arg(value: str) -> str:
     except KitError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return value
+
+
+def _fold_list(value: str) -> list[int]:
+    """``0,2`` -> ``[0, 2]``: fold numbers as the ``fold_<k>`` folders count them."""
+    try:
+        folds = sorted({int(k) for k in value.split(",") if k.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 0,2, got {value!r}") from None
+    if not folds or folds[0] < 0:
+        raise argparse.ArgumentTypeError(f"expected fold numbers (from 0) like 0,2, got {value!r}")
+    return folds
 
 
 def _run_ids(project, slug: str) -> set[str]:
@@ -190,7 +202,12 @@ def _overrides(args: argparse.Namespace) -> dict:
              help="keep near-duplicate images on one side of every split"),
          arg("--strategy", **one_of(STRATEGIES), help="hardware: auto takes a TPU, every GPU, else the CPU"),
          arg("--parallel-folds", type=int, metavar="N", help="train folds in N processes, one per GPU"),
-         arg("--resume", metavar="RUN_ID", help="continue an interrupted run"))
+         arg("--resume", metavar="RUN_ID", help="continue an interrupted run"),
+         arg("--only-folds", type=_fold_list, metavar="K,K",
+             help="with --resume: train just these folds (numbered as the fold_<k> folders, from 0), e.g. from "
+                  "another machine sharing the project folder; the run completes when its last fold lands"),
+         arg("--ray", metavar="auto|HOST:PORT",
+             help="train each fold as a task on a Ray cluster (needs kaggle-kit[ray]; see docs/scale-out.md)"))
 def train_cmd(args: argparse.Namespace) -> int:
     from kaggle_kit.training.trainer import train
     from kaggle_kit.progress import ProgressView
@@ -202,13 +219,13 @@ def train_cmd(args: argparse.Namespace) -> int:
     project = _project()
     comp = project.competition(args.competition)
     overrides = _overrides(args)
-    parallel = args.parallel_folds not in (None, 1)
+    parallel = args.parallel_folds not in (None, 1) or args.ray is not None
     if (args.recipe is None and args.resume is None and not parallel and "budget" not in overrides
             and not set(overrides) & set(PLANNED)):
         overrides["budget"] = DEFAULT_BUDGET     # no recipe, no training option: the default budget
     config = comp.config(args.recipe, overrides)
     if config.budget and parallel:
-        raise KitError("--budget trains its folds one after another; drop --parallel-folds or the budget")
+        raise KitError("--budget trains its folds one after another; drop --parallel-folds/--ray or the budget")
     if args.folds is not None and args.holdout is None:
         config = dataclasses.replace(config, holdout=None).validate()  # --folds beats a plugin's default holdout
     if project.default_slug() is None:
@@ -217,13 +234,22 @@ def train_cmd(args: argparse.Namespace) -> int:
     runs_before = _run_ids(project, comp.slug)
     try:
         with ProgressView(out) as view:
-            if args.parallel_folds not in (None, 1):
+            if args.ray is not None:
+                from kaggle_kit.training.ray_engine import train_ray
+
+                if args.parallel_folds not in (None, 1):
+                    raise KitError("--ray and --parallel-folds: pick one (Ray already runs the folds side by side)")
+                run = train_ray(project, comp, config, address=args.ray, resume=args.resume, folds=args.only_folds,
+                                report=view)
+            elif args.parallel_folds not in (None, 1):
+                if args.only_folds is not None:
+                    raise KitError("--only-folds and --parallel-folds: pick one (start one --only-folds per machine)")
                 from kaggle_kit.training.parallel import train_parallel
 
                 run = train_parallel(project, comp, config, workers=args.parallel_folds, resume=args.resume,
                                      report=view)
             else:
-                run = train(project, comp, config, resume=args.resume, report=view,
+                run = train(project, comp, config, resume=args.resume, only_folds=args.only_folds, report=view,
                             keep=pinned(comp, args.recipe, overrides), started=started)
     except KeyboardInterrupt:
         run_id = args.resume or _newest(project, comp.slug, _run_ids(project, comp.slug) - runs_before)
@@ -236,6 +262,10 @@ def train_cmd(args: argparse.Namespace) -> int:
         for e in run.excluded[:5]:
             out.print(f"  {e['path']}: {e['reason']}")
     scores = "  ".join(f"{f.score:.4f}" for f in run.folds)
+    if run.status != "complete":        # --only-folds: other folds are still to come
+        out.print(f"[bold]{run.run_id}[/]: {len(run.folds)} of {run.n_splits} fold(s) done (folds: {scores}); "
+                  f"the run completes when its last fold lands")
+        return 0
     out.print(f"[bold]{run.run_id}[/]: CV {comp.metric} [bold]{cv_text(run)}[/] (95% interval, "
               f"{'grouped' if run.grouped else 'ungrouped'} folds) over {run.n_splits} split(s) "
               f"(folds: {scores}) in {run.seconds:.0f}s")

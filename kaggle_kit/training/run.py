@@ -43,6 +43,7 @@ from kaggle_kit.events import DataReady, RunStarted
 from kaggle_kit.model.backbones import get_backbone
 from kaggle_kit.project import Project
 from kaggle_kit.training.cv import CVInterval, cv_interval
+from kaggle_kit.training.locks import FoldBusy, run_lock
 from kaggle_kit.training.tta import choose_tta
 from kaggle_kit.training.runs import FoldResult, RunRecord, library_versions, load_run
 
@@ -121,18 +122,36 @@ class Run:
     def complete(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None = None) -> RunRecord:
         """Score the out-of-fold predictions (the CV, with its interval over ``groups`` when the folds
         were grouped, else over images), write ``oof.csv``, mark the run complete."""
-        self.record.refresh_folds()
-        missing = self.todo(range(len(splits)))
-        if missing:
-            raise KitError(f"{self.record.path}: fold(s) {', '.join(str(k + 1) for k in missing)} not trained; "
-                           f"cannot complete run {self.record.run_id}")
+        with run_lock(self.record.path):
+            self.record.refresh_folds()
+            missing = self.todo(range(len(splits)))
+            if missing:
+                raise KitError(f"{self.record.path}: fold(s) {', '.join(str(k + 1) for k in missing)} not trained; "
+                               f"cannot complete run {self.record.run_id}")
+            self._complete(manifest, splits, groups)
+        return self.record
+
+    def complete_if_done(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None = None) -> bool:
+        """Complete the run if every fold is in (whoever trained them); True if it is complete now.
+        Run under ``run.lock``, so of two processes landing the last folds at once one completes it."""
+        with run_lock(self.record.path):
+            on_disk = RunRecord.load(self.record.path)
+            if on_disk.status == "complete":
+                self.record = on_disk
+                return True
+            self.record.refresh_folds()
+            if self.todo(range(len(splits))):
+                return False
+            self._complete(manifest, splits, groups)
+            return True
+
+    def _complete(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None) -> None:
         self.record.cv_interval = write_oof(self.record, self.competition, manifest, splits, groups)
         self.record.cv = self.record.cv_interval.score
         if self.config.tta:
             self._choose_tta(manifest, splits, groups)
         self.record.status = "complete"
-        self.save()
-        return self.record
+        self._store()
 
     def _choose_tta(self, manifest: Manifest, splits: Splits, groups: Sequence[str] | None) -> None:
         """Score each TTA policy on the out-of-fold predictions; record them and the choice
@@ -148,8 +167,24 @@ class Run:
                       name=f"oof_tta_{choice.chosen}.csv")
 
     def save(self) -> None:
-        """``run.json``, with the time spent so far."""
+        """``run.json``, with the time spent so far (re-read and merged under ``run.lock``: see :meth:`_store`)."""
+        with run_lock(self.record.path):
+            self._store()
+
+    def _store(self) -> None:
+        """Write ``run.json`` (``run.lock`` held). Another process (a machine training other folds)
+        may have written it since: a run it completed stays complete, the longer time spent stays."""
+        try:
+            on_disk = RunRecord.load(self.record.path)
+        except KitError:
+            on_disk = None
         self.record.seconds = round(time.perf_counter() - self._start, 1)
+        if on_disk is not None:
+            if on_disk.status == "complete" and self.record.status != "complete":
+                self.record = on_disk
+                return
+            self.record.seconds = max(self.record.seconds, on_disk.seconds)
+            self.record.submissions = on_disk.submissions or self.record.submissions
         self.record.save()
 
     @contextmanager
@@ -158,6 +193,8 @@ class Run:
         process that owns the run records it: a fold worker's failure is its parent's to record."""
         try:
             yield self
+        except FoldBusy:                   # another process trains that fold: the run is not failed
+            raise
         except KeyboardInterrupt:
             self.record.status = "interrupted"
             self.save()

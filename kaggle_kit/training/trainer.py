@@ -3,7 +3,10 @@
 :func:`train` opens a :class:`~kaggle_kit.training.run.Run` (new, or ``resume``), :func:`prepare`s
 what every fold shares (manifest, decoded images, splits, cached backbone features), trains each
 unfinished fold (:mod:`kaggle_kit.training.phases`) and completes the run: the out-of-fold
-predictions give its CV score. ``--parallel-folds`` workers run :func:`train_folds` on their share.
+predictions give its CV score. ``--parallel-folds`` workers and Ray tasks run :func:`train_folds` on
+their share; ``--resume RUN --only-folds 0,2`` does too, from any machine that sees the run folder, and
+completes the run when its last fold lands. Each fold is trained under its lock file
+(:mod:`kaggle_kit.training.locks`): the same fold started twice is refused.
 
 Example (a notebook)::
 
@@ -20,6 +23,7 @@ Example (a notebook)::
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -35,6 +39,7 @@ from kaggle_kit.model.features import backbone_features, backbone_outputs, featu
 from kaggle_kit.model.similar import copy_groups
 from kaggle_kit.project import Project
 from kaggle_kit.training.folds import make_splits
+from kaggle_kit.training.locks import Holder, fold_lock
 from kaggle_kit.training.phases import train_fold
 from kaggle_kit.training.planner import TimeBox
 from kaggle_kit.training.run import Run
@@ -68,13 +73,19 @@ class Prepared:
 
 
 def train(project: Project, competition: Competition, config: TrainConfig, *, resume: str | None = None,
-          report: Report = quiet, keep: Mapping[str, Any] = {}, started: float | None = None) -> RunRecord:
+          only_folds: Sequence[int] | None = None, report: Report = quiet, keep: Mapping[str, Any] = {},
+          started: float | None = None) -> RunRecord:
     """Train a new run of ``config`` (or the unfinished run ``resume``, with its own config) and
     return its completed record; Ctrl-C and kills keep finished work (``resume`` goes on from it).
+    With ``only_folds`` (needs ``resume``) just those folds: see :func:`train_folds` ``complete=True``.
 
     With ``config.budget`` a new run is planned first (:func:`~kaggle_kit.training.budget.plan_budget`:
     ``keep`` holds the planned options the user set, ``started`` when the clock started, default now)
     and trains to the budget's deadline; a resumed one trains to the budget it has left."""
+    if only_folds is not None:
+        if not resume:
+            raise KitError("--only-folds trains folds of an existing run: give it with --resume RUN_ID")
+        return train_folds(project, competition, resume, only_folds, complete=True, report=report)
     started = time.time() if started is None else started
     timebox = None
     plan = None
@@ -101,31 +112,56 @@ def train(project: Project, competition: Competition, config: TrainConfig, *, re
 
 
 def train_folds(project: Project, competition: Competition, run_id: str, folds: Sequence[int], *,
-                report: Report = quiet) -> RunRecord:
-    """Train just ``folds`` of the existing run ``run_id`` and leave it unfinished: one
-    ``--parallel-folds`` worker's share (its parent records the run and completes it)."""
+                complete: bool = False, owner: str = "", report: Report = quiet) -> RunRecord:
+    """Train just ``folds`` (numbered as the ``fold_<k>`` folders, from 0) of the existing run
+    ``run_id``. Without ``complete``, one ``--parallel-folds`` worker's or Ray task's share: the run
+    is left to its parent to record and complete. With ``complete`` (``--only-folds``) the run's
+    summary is updated under its lock and, if these were its last folds, the run is completed here.
+    ``owner``: the lock token of a Ray task, so its retry takes over the lock of its dead attempt."""
     run = Run.resume(project, competition, run_id)   # its status is the parent's to record
-    prepared = prepare(project, competition, run.config, report)
-    run.check_data(prepared.manifest.fingerprint)
-    unknown = sorted(set(folds) - set(range(len(prepared.splits))))
-    if unknown:
-        raise KitError(f"{run.record.path}: run {run_id} has {len(prepared.splits)} split(s), "
-                       f"no fold {', '.join(str(k + 1) for k in unknown)}")
-    _train_each(project, competition, run, prepared, folds, report, summary=False)
+    with ExitStack() as held:         # the folds are claimed first: a busy one is refused before any work
+        for k in run.todo(folds):
+            _took_over(held.enter_context(fold_lock(run.record.path, k, owner=owner)), k, report)
+        prepared = prepare(project, competition, run.config, report)
+        run.check_data(prepared.manifest.fingerprint)
+        unknown = sorted(set(folds) - set(range(len(prepared.splits))))
+        if unknown:
+            raise KitError(f"{run.record.path}: run {run_id} has {len(prepared.splits)} split(s) (fold_0 to "
+                           f"fold_{len(prepared.splits) - 1}), no fold_{', fold_'.join(map(str, unknown))}")
+        if complete:
+            run.attach(prepared.ready())
+            run.save()
+        _train_each(project, competition, run, prepared, folds, report, summary=complete, locked=True)
+    if complete:
+        run.complete_if_done(prepared.manifest, prepared.splits, prepared.groups)
     return run.record
 
 
+def _took_over(gone: Holder | None, k: int, report: Report) -> None:
+    if gone is not None:
+        report(Warned(message=f"fold {k + 1}: took over the lock of {gone.text()}, which is gone; "
+                              f"the fold resumes after its last finished epoch"))
+
+
 def _train_each(project: Project, competition: Competition, run: Run, prepared: Prepared, folds: Sequence[int],
-                report: Report, *, summary: bool = True, timebox: TimeBox | None = None) -> None:
+                report: Report, *, summary: bool = True, timebox: TimeBox | None = None,
+                locked: bool = False) -> None:
+    """Train the unfinished ``folds``, each under its lock file (``locked``: the caller holds them)."""
     for k in folds:
         if run.record.fold_done(k):
             report(FoldSkipped(fold=k))
             continue
-        train_idx, val_idx = prepared.splits[k]
-        with interrupt.deferred():    # Ctrl-C is raised after a batch, never inside a step or a save
-            result = train_fold(project, competition, run.config, prepared, run.record, k, train_idx, val_idx,
-                                report, timebox)
-            run.add_fold(result, summary=summary)
+        with nullcontext() if locked else fold_lock(run.record.path, k) as gone:
+            _took_over(gone, k, report)
+            run.record.refresh_folds()            # another process may have finished it meanwhile
+            if run.record.fold_done(k):
+                report(FoldSkipped(fold=k))
+                continue
+            train_idx, val_idx = prepared.splits[k]
+            with interrupt.deferred():    # Ctrl-C is raised after a batch, never inside a step or a save
+                result = train_fold(project, competition, run.config, prepared, run.record, k, train_idx, val_idx,
+                                    report, timebox)
+                run.add_fold(result, summary=summary)
         report(FoldDone(fold=k, folds=len(prepared.splits), score=result.score))
 
 
