@@ -71,7 +71,9 @@ class TrainConfig:
                                        # statistics and scales kept) or "train" (both updated)
     # optimisation
     batch_size: int = 32
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0        # e.g. 0.1: 1 - e on the true class, e spread over all (the one
+                                       # clear gain in bench/RESULTS.md "Fine-tuning options"; 0 here
+                                       # until the suite is rerun against it)
     patience: int = 4                  # early stopping patience, epochs
     lr_patience: int = 2               # ReduceLROnPlateau patience, epochs
     # prediction
