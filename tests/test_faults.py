@@ -9,6 +9,8 @@ resumed to the end.
 """
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import errno
 import hashlib
@@ -332,7 +334,8 @@ def test_disk_full_in_save_best_keeps_the_previous_best(small_disk: Path, small_
     from kaggle_kit.training.callbacks import SaveBest
 
     path = small_disk / "best.keras"
-    evaluator = SimpleNamespace(last_proba=np.full((4, 3), 1 / 3))
+    evaluator = SimpleNamespace(last_proba=np.full((4, 3), 1 / 3), chosen_weights=contextlib.nullcontext,
+                                last_ema=False)
     saver = SaveBest(path=path, save=small_model.save, evaluator=evaluator, mode="max")
     saver.on_epoch_end(0, {"val_score": 0.5})
     before = {p: p.read_bytes() for p in (path, small_disk / "oof.npy")}

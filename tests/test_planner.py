@@ -82,8 +82,11 @@ def test_estimates_are_computed_from_the_table() -> None:
     again = estimate(base, bigger, table(base.backbone, base.image_size))
     for stage in ("images", "activations", "features"):
         assert again[stage] == pytest.approx(2 * base.stages[stage])        # data-dependent stages double
-    checkpoints = base.folds * base.finetune_epochs * 2 * 0.4                 # two saves per epoch: fixed
-    assert again["finetune"] - checkpoints == pytest.approx(2 * (base.stages["finetune"] - checkpoints))
+    speeds = table(base.backbone, base.image_size)
+    checkpoints = base.folds * base.finetune_epochs * 2 * speeds.save_s       # two saves per epoch: fixed
+    start = base.folds * (speeds.trace_s.get(base.cut, 0.0) + 2 * speeds.save_s)   # phase 2's start: fixed
+    fixed = checkpoints + start
+    assert again["finetune"] - fixed == pytest.approx(2 * (base.stages["finetune"] - fixed))
     assert again["folds"] == base.stages["folds"]                             # fixed costs do not
     cached = DataFacts(**{**PHOTOS.__dict__, "cached_sizes": frozenset({base.image_size})})
     assert estimate(base, cached, table(base.backbone, base.image_size))["images"] == 0

@@ -27,11 +27,11 @@ from kaggle_kit.atomic import atomic_dir, atomic_path, atomic_write_json
 from kaggle_kit.competition import Competition
 from kaggle_kit.errors import KitError
 from kaggle_kit.project import Project
-from kaggle_kit.prediction.predictor import TTA, resolve_tta, submission_path
 from kaggle_kit.registry import Registry
 from kaggle_kit.training.runs import RunRecord
 
 if TYPE_CHECKING:
+    from kaggle_kit.prediction.predictor import TTA
     import keras
 
 __all__ = ["ExportFormat", "EXPORT_FORMATS", "export_format", "get_export_format", "list_export_formats",
@@ -161,7 +161,7 @@ def ensemble_model(run: RunRecord, *, tta: TTA = False, symmetry: str = "hflip")
     import keras
 
     from kaggle_kit.model.classifier import DihedralView
-    from kaggle_kit.prediction.predictor import Predictor
+    from kaggle_kit.prediction.predictor import Predictor, resolve_tta
     from kaggle_kit.symmetry import VIEWS, split_key
 
     policy = resolve_tta(run, tta, symmetry)
@@ -184,6 +184,8 @@ def ensemble_model(run: RunRecord, *, tta: TTA = False, symmetry: str = "hflip")
 
 def export_path(project: Project, competition: Competition, run: RunRecord, fmt: str, tta: TTA) -> Path:
     """``exports/<slug>/<run-id>[-tta[-<policy>]]<suffix>``, named as the submission of the same policy."""
+    from kaggle_kit.prediction.predictor import submission_path
+
     stem = submission_path(project, competition, run, tta).stem
     return project.exports / competition.slug / f"{stem}{get_export_format(fmt).suffix}"
 
@@ -201,6 +203,8 @@ def export_run(project: Project, competition: Competition, run: RunRecord, *, fm
     with ``<out>.json`` beside it stating the classes and the input contract."""
     entry = get_export_format(fmt)
     _check_needs(entry)
+    from kaggle_kit.prediction.predictor import resolve_tta
+
     if run.is_blend:
         raise KitError(f"{run.path}: {run.run_id} is a blend; export one of its member runs")
     tta = resolve_tta(run, tta, competition.symmetries).name     # None: the policy the run chose on its OOF

@@ -30,7 +30,7 @@ Example (a fake probe table, as the tests use):
     >>> choose(facts, 2.0, speeds)
     Traceback (most recent call last):
     ...
-    kaggle_kit.errors.ConfigError: budget 2s is too small: the cheapest plan (efficientnet_lite0 at 96px, a head on frozen features, one 20% holdout) needs about 13s; use --budget 14s or more
+    kaggle_kit.errors.ConfigError: budget 2s is too small: the cheapest plan (efficientnet_lite0 at 96px, a head on frozen features, one 20% holdout) needs about 12s; use --budget 14s or more
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class Speeds:
 
     def features_ips(self) -> float:
         """Images/s of the whole frozen backbone: below and above the highest cut."""
-        cut = max(self.bottom_ips, key=lambda c: 1.0 / self.top_forward_ips[c])   # the smallest top
+        cut = max(self.bottom_ips, key=lambda c: self.top_forward_ips[c])   # the smallest (fastest) top
         return 1.0 / (1.0 / self.bottom_ips[cut] + 1.0 / self.top_forward_ips[cut])
 
     def scaled(self, size: int) -> "Speeds":
