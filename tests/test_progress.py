@@ -33,9 +33,10 @@ SAMPLES: list[events.Event] = [
                       nested_ece=0.03),
     events.NotebookStatus(notebook="me/kk-toy-inference", version=2, status="running", seconds=12.0),
     events.PlanReady(budget="2m", budget_s=120.0, plan="efficientnet_lite0 at 128px, 5 folds", estimate_s=100.0,
-                     spent_s=12.0, stages={"head": 8.0, "finetune": 23.0}, probed=["efficientnet_lite0@128"],
-                     candidates=48),
-    events.BudgetStop(fold=1, phase=2, epoch=2, epochs=4, left_s=3.5),
+    events.PlanReady(budget="2m", budget_s=120.0, plan="efficientnet_lite0 at 160px, 5 folds", estimate_s=100.0,
+                     spent_s=20.0, stages={"head": 8.0, "finetune": 60.0}, probed=["efficientnet_lite0@128"],
+                     candidates=40),
+    events.BudgetStop(fold=1, phase=2, epoch=3, epochs=8, left_s=4.0),
 ]
 
 
@@ -162,3 +163,14 @@ def test_ticker_reports_progress_events() -> None:
         tick(done, 600)
     assert seen == [events.Progress(task="check", done=256, total=600),
                     events.Progress(task="check", done=512, total=600)]
+
+
+def test_a_plan_and_a_budget_stop_are_drawn() -> None:
+    view, out, _ = plain()
+    with view:
+        view(SAMPLES[-2])
+        view(SAMPLES[-1])
+    text = out.getvalue()
+    assert "plan for 2m (40 candidates, probed efficientnet_lite0@128): efficientnet_lite0 at 160px, 5 folds" in text
+    assert "estimate 100s of 120s: 20s spent planning, head 8s, finetune 60s" in text
+    assert "fold 2 phase 2 stopped after epoch 3/8 to end within the budget (4s left" in text
