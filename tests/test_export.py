@@ -181,3 +181,11 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path: Path) -> None:
     assert converted.get_layer("backbone").layers[1].dtype_policy.name == "float32"
     images = np.random.default_rng(3).integers(0, 256, (4, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(converted.predict(images, verbose=0), plain.predict(images, verbose=0), atol=1e-6)
+
+
+def test_onnx_without_its_packages_is_one_line_naming_them(project: Project, run, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)     # how Python marks a module that cannot be imported
+    with pytest.raises(KitError, match=r"^export --format onnx needs the Python package\(s\) tf2onnx, which are not "
+                                       r"installed: pip install 'kaggle-kit\[export\]'$"):
+        export_run(project, project.competition("toy"), run, fmt="onnx", out=project.root / "x.onnx")
+    assert not (project.root / "x.onnx").exists()
