@@ -32,7 +32,6 @@ SAMPLES: list[events.Event] = [
     events.Calibrated(temperature=1.5, floor=0.001, used=True, raw_log_loss=0.9, nested_log_loss=0.6, raw_ece=0.2,
                       nested_ece=0.03),
     events.NotebookStatus(notebook="me/kk-toy-inference", version=2, status="running", seconds=12.0),
-    events.PlanReady(budget="2m", budget_s=120.0, plan="efficientnet_lite0 at 128px, 5 folds", estimate_s=100.0,
     events.PlanReady(budget="2m", budget_s=120.0, plan="efficientnet_lite0 at 160px, 5 folds", estimate_s=100.0,
                      spent_s=20.0, stages={"head": 8.0, "finetune": 60.0}, probed=["efficientnet_lite0@128"],
                      candidates=40),
