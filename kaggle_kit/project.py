@@ -137,8 +137,16 @@ class Project:
         return self.plugins.competitions
 
     def plugin_folders(self) -> list[Path]:
+        """The project's ``competitions/``, the folders of ``$KAGGLE_KIT_COMPETITIONS``, the bundled ones;
+        each once (a folder named twice, as the project's own in the variable, is read once)."""
         extra = [Path(p) for p in os.environ.get("KAGGLE_KIT_COMPETITIONS", "").split(os.pathsep) if p]
-        return [f for f in (self.root / "competitions", *extra, BUNDLED) if f.is_dir()]
+        seen: set[Path] = set()
+        folders = []
+        for folder in (self.root / "competitions", *extra, BUNDLED):
+            if folder.is_dir() and folder.resolve() not in seen:
+                seen.add(folder.resolve())
+                folders.append(folder)
+        return folders
 
     def competition(self, slug: str | None = None) -> Competition:
         """The named competition, or the default one (see :meth:`default_slug`)."""

@@ -98,3 +98,16 @@ def test_the_kit_runs_unchanged_in_the_notebook_layout(notebook: Path, tmp_path:
     assert len(list((working / "checkpoints" / "toy").glob("*/fold_*/best.keras"))) == 2
     for p in [inputs, *inputs.rglob("*")]:
         p.chmod(p.stat().st_mode | stat.S_IWUSR)                             # so tmp_path can be removed
+
+
+def test_the_project_folder_named_again_in_the_variable_is_read_once(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "competitions").mkdir()
+    (tmp_path / "competitions" / "pets.py").write_text(
+        "from kaggle_kit.competition import Competition, Submission\n"
+        "from kaggle_kit.layouts import ClassFolders, TestFolder\n"
+        "COMPETITION = Competition(slug='pets', classes=('cat', 'dog'), metric='accuracy',\n"
+        "    train=ClassFolders(folder='train'), test=TestFolder(folder='test'),\n"
+        "    submission=Submission(id_column='id', label_column='label'))\n")
+    monkeypatch.setenv("KAGGLE_KIT_COMPETITIONS", str(tmp_path / "competitions"))
+    project = Project(tmp_path)
+    assert not project.plugins.errors and project.competition("pets").slug == "pets"
