@@ -130,9 +130,9 @@ def test_generated_plugin_trains_with_the_fast_recipe_and_predicts(tmp_path: Pat
     assert kit(root, "new", "blood").returncode == 0
     assert load_plugin(root / "competitions" / "blood.py").recipes == {"fast": {"budget": "5m"}, "best": {"budget": "1h"}}
     # the recipe's budget, shortened for the test; the options given are kept and the rest is planned
-    done = kit(root, "train", "blood", "--recipe", "fast", "--budget", "40s", "--size", "32", "--folds", "2")
+    done = kit(root, "train", "blood", "--recipe", "fast", "--budget", "90s", "--size", "32", "--folds", "2")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "plan for 40s" in done.stdout and "CV log_loss" in done.stdout
+    assert "plan for 90s" in done.stdout and "CV log_loss" in done.stdout
     done = kit(root, "predict", "blood")
     assert done.returncode == 0, done.stdout + done.stderr
     [csv_path] = (root / "submissions" / "blood").glob("*.csv")

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from kaggle_kit.config import format_seconds
+from kaggle_kit.config import format_seconds, parse_budget
 from kaggle_kit.errors import ConfigError
 from kaggle_kit.training.probe import Speeds
 
@@ -271,9 +271,11 @@ def choose(facts: DataFacts, seconds: float, speeds_of: Callable[[str, int], Spe
         raise ConfigError("no plan trains with these options; drop some of them or the budget", field="budget")
     if not fits:
         have = budget or format_seconds(seconds)
-        need = cheapest.seconds / FILL
+        spent = max(0.0, parse_budget(budget) - seconds) if budget else 0.0   # starting, reading, probing
+        need = spent + cheapest.seconds / FILL
+        after = f" after the {format_seconds(spent)} already spent starting and probing" if spent >= 1 else ""
         raise ConfigError(f"budget {have} is too small: the cheapest plan ({cheapest.describe()}) needs about "
-                          f"{format_seconds(cheapest.seconds)}; use --budget {format_seconds(need)} or more",
+                          f"{format_seconds(cheapest.seconds)}{after}; use --budget {format_seconds(need)} or more",
                           field="budget")
     return max(fits, key=lambda c: (strength(c, facts), -c.seconds))
 
