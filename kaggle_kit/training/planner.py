@@ -22,7 +22,7 @@ Example (a fake probe table, as the tests use):
     >>> facts = DataFacts(images=1000, classes=2, median_side=400, decode_s=0.004, converted=frozenset(CANDIDATES))
     >>> c = choose(facts, 600.0, speeds)
     >>> c.describe(), c.head_epochs, round(c.seconds)
-    ('efficientnet_lite0 at 192px, the backbone above block7_add fine-tuned 13 epoch(s), one 20% holdout', 30, 520)
+    ('efficientnet_lite0 at 192px, the backbone above block7_add fine-tuned 13 epoch(s), one 20% holdout', 30, 518)
     >>> choose(facts, 3600.0, speeds).describe()              # more time: k-fold, then a larger image
     'efficientnet_lite0 at 224px, the backbone above block7_add fine-tuned 12 epoch(s), 5 folds'
     >>> choose(facts, 20.0, speeds).depth                     # a tiny budget: a head on frozen features
@@ -55,13 +55,15 @@ DEPTHS = ("frozen", "top", "upper")   # a head only; the last stage above the cu
 PRIOR_TIME = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.3, "efficientnet_lite2": 1.6}  # per image,
 #                                       before a backbone is probed (from lite0's speed; bench/RESULTS.md)
 SMALLEST_SIZE = 96
-HEAD_IPS = 8000.0           # a softmax head on cached features (bench/RESULTS.md throughput: 7,800-17,800)
+HEAD_IPS = 16000.0          # a softmax head on cached features, training and validation (cifar-10 --budget 20m:
+#                             50,000 features in 2.5-3.6 s an epoch; bench/RESULTS.md throughput: 7,800-17,800)
 EPOCH_S = 0.3               # a head epoch's fixed cost: callbacks, a small checkpoint
 FOLD_S = 1.0                # a fold's fixed cost besides building (x2) and saving (x4) the classifier
 FINISH_S = 3.0              # scoring the folds, writing the record, the process ending (and 2 saves)
 FILL = 0.9                  # the share of the time left the estimate may fill (the TimeBox guards the rest)
-GOOD_STEPS = 900            # fine-tuning steps worth having: epochs stop growing beyond them ...
-ENOUGH_EPOCHS = 3           # ... and beyond this many epochs (bench/RESULTS.md: 2-3 cosine epochs on cifar-10)
+GOOD_STEPS = 900            # fine-tuning steps worth having before a larger image or backbone ...
+ENOUGH_EPOCHS = 3           # ... or this many epochs (bench/RESULTS.md: 2-3 cosine epochs on cifar-10); more
+#                             epochs, up to MAX_EPOCHS, then fill the time that is left
 MIN_STEPS = 200             # fewer fine-tuning steps than this is not worth fine-tuning
 MAX_EPOCHS = 15
 ENOUGH_HEAD_EPOCHS = 10     # a head on features needs some: before k-fold, a larger image or backbone
@@ -316,8 +318,7 @@ def _with_epochs(base: Choice, facts: DataFacts, speeds: Speeds, pinned: int | N
     else:
         per = _steps_per_epoch(base, facts)
         low = max(1, math.ceil(MIN_STEPS / per))
-        high = min(MAX_EPOCHS, max(low, ENOUGH_EPOCHS, math.ceil(GOOD_STEPS / per)))
-        epochs = list(range(low, high + 1))
+        epochs = list(range(low, MAX_EPOCHS + 1))   # the weakest order: they fill what the rest leaves
     for e in epochs:
         c = dataclasses.replace(base, finetune_epochs=e)
         yield dataclasses.replace(c, stages=estimate(c, facts, speeds))
