@@ -235,11 +235,18 @@ class ServerReady(Event):
     url: str
     run_id: str
     folds: int
-    tta: bool
+    tta: str | None                # the TTA policy answers use (None: a blend's members each their own)
     top_k: int
     max_bytes: int
     batch_window_ms: float = 0.0   # 0: every request runs alone
     max_batch: int = 1
+    calibrated: bool = False       # the probabilities go through the run's fitted temperature and floor
+
+    @property
+    def service(self) -> str:
+        """``2 fold model(s), tta flip, calibrated, batching up to 32 requests within 5 ms``."""
+        return (f"{self.folds} fold model(s), tta {self.tta or 'of each member'}"
+                f"{', calibrated' if self.calibrated else ''}, {self.batching}")
 
     @property
     def batching(self) -> str:

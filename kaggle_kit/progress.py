@@ -209,8 +209,7 @@ class ProgressView:
                     f"ECE {e.raw_ece:.4f} -> {e.nested_ece:.4f}")
 
     def _server(self, e: events.ServerReady) -> None:
-        self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.folds} fold model(s), tta {'on' if e.tta else 'off'}, "
-                    f"{e.batching}) on [bold]{escape(e.url)}[/]")
+        self._print(f"serving [bold]{escape(e.run_id)}[/] ({e.service}) on [bold]{escape(e.url)}[/]")
         self._print(f"try: curl -F image=@picture.png '{escape(e.url)}/predict?k={e.top_k}'   (Ctrl-C stops)")
 
     def _notebook(self, e: events.NotebookStatus) -> None:

@@ -27,7 +27,7 @@ SAMPLES: list[events.Event] = [
     events.FoldSkipped(fold=0),
     events.FoldDone(fold=4, folds=5, score=0.25),
     events.Warned(message="a [bracketed] path"),
-    events.ServerReady(url="http://127.0.0.1:8000", run_id="r1", folds=2, tta=True, top_k=3, max_bytes=100,
+    events.ServerReady(url="http://127.0.0.1:8000", run_id="r1", folds=2, tta="flip", top_k=3, max_bytes=100,
                        batch_window_ms=5.0, max_batch=32),
     events.Calibrated(temperature=1.5, floor=0.001, used=True, raw_log_loss=0.9, nested_log_loss=0.6, raw_ece=0.2,
                       nested_ece=0.03),
@@ -83,7 +83,7 @@ def test_every_event_renders_without_a_terminal(jupyter: bool) -> None:
                      "fold 1 phase 1 (head on frozen backbone): 1 epochs in 0s, best val_score 0.5000 (epoch 1)",
                      "fold 2: resuming phase 2 at epoch 4", "fold 1: already finished, kept",
                      "fold 5/5 done: score 0.2500", "warning: a [bracketed] path",
-                     "serving r1 (2 fold model(s), tta on, batching up to 32 requests within 5 ms) on http://127.0.0.1:8000",
+                     "serving r1 (2 fold model(s), tta flip, batching up to 32 requests within 5 ms) on http://127.0.0.1:8000",
                      "notebook me/kk-toy-inference version 2: running (12s)"):
         assert expected in text
     if not jupyter:

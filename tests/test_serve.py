@@ -85,6 +85,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
 class Server:
     url: str
     process: subprocess.Popen
+    run: RunRecord
 
     def post(self, path: str = "/predict", **kw) -> requests.Response:
         return requests.post(self.url + path, timeout=60, **kw)
@@ -117,7 +118,7 @@ def server(toy: Toy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     try:
         assert found, f"no URL in {first!r}; stderr: {log.read_text()[-2000:]}"
         assert toy.run.run_id in first and f"batching up to 32 requests within {WINDOW_MS} ms" in first
-        yield Server(found.group(1), process)
+        yield Server(found.group(1), process, toy.run)
         process.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
         assert process.wait(timeout=30) == 0
         reader.join(timeout=30)  # stdout is at its end: every line is queued
@@ -139,7 +140,13 @@ def test_a_red_image_is_red_with_sorted_probabilities_summing_to_one(server: Ser
     assert sorted(labels) == sorted(CLASSES)  # default top-k 3 = every class of the toy
     assert probs == sorted(probs, reverse=True)
     assert sum(probs) == pytest.approx(1.0, abs=1e-5)
-    assert body["tta"] is True  # the run's own setting (TrainConfig.tta) unless the request says otherwise
+    assert body["tta"] == chosen_tta(server.run)  # the policy the run chose, as `predict` uses
+
+
+def chosen_tta(run: RunRecord) -> str:
+    from kaggle_kit.prediction.predictor import resolve_tta
+
+    return resolve_tta(run, None, "hflip").name
 
 
 def test_raw_body_k_and_tta_options(server: Server) -> None:
@@ -149,7 +156,7 @@ def test_raw_body_k_and_tta_options(server: Server) -> None:
     raw_untyped = server.post("/predict?k=1&tta=false", data=image).json()  # curl's --data-binary default type
 
     assert as_form == raw == raw_untyped
-    assert raw["tta"] is False and len(raw["predictions"]) == 1 and raw["predictions"][0]["class"] == "red"
+    assert raw["tta"] == "none" and len(raw["predictions"]) == 1 and raw["predictions"][0]["class"] == "red"
     capped = server.post("/predict?k=50", data=image).json()
     assert len(capped["predictions"]) == len(CLASSES)
 
@@ -161,7 +168,8 @@ def test_health_and_info_describe_the_run(server: Server, toy: Toy) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert info == {"competition": "toy", "run_id": toy.run.run_id, "classes": list(CLASSES), "cv": toy.run.cv,
                     "metric": "accuracy", "direction": "max", "backbone": "simple_cnn", "image_size": 16,
-                    "resize": "stretch", "folds": 2, "top_k": 3, "tta": True, "max_bytes": MAX_BYTES,
+                    "resize": "stretch", "folds": 2, "top_k": 3, "tta": chosen_tta(toy.run),
+                    "calibration": {"used": False, "temperature": 1.0, "floor": 0.0}, "max_bytes": MAX_BYTES,
                     "batch_window_ms": WINDOW_MS, "max_batch": 32}
 
 
@@ -173,7 +181,8 @@ def test_health_and_info_describe_the_run(server: Server, toy: Toy) -> None:
     ({"files": {"big": ("big.png", np.random.default_rng(2).bytes(MAX_BYTES + 1000))}}, 413, "too large"),
     ({"params": {"k": "two"}, "data": png(coloured(0))}, 400, "k must be a positive integer"),
     ({"params": {"tta": "maybe"}, "data": png(coloured(0))}, 400, "tta must be"),
-], ids=["empty", "text-file", "truncated", "oversized-raw", "oversized-upload", "bad-k", "bad-tta"])
+    ({"params": {"tta": "d8"}, "data": png(coloured(0))}, 400, "symmetry 'hflip' does not allow"),
+], ids=["empty", "text-file", "truncated", "oversized-raw", "oversized-upload", "bad-k", "bad-tta", "tta-not-allowed"])
 def test_refused_requests_get_a_json_4xx_and_the_server_keeps_running(server: Server, request_kw: dict,
                                                                        status: int, message: str) -> None:
     answer = server.post(**request_kw)
@@ -211,7 +220,7 @@ def predictor(toy: Toy):
     return Predictor.from_run(toy.run)
 
 
-def unbatched(predictor, data: bytes, tta: bool = True) -> dict[str, float]:
+def unbatched(predictor, data: bytes, tta: str | bool | None = None) -> dict[str, float]:
     """The probabilities of one image predicted alone, in this process: the reference for the service."""
     x = resize(decode_rgb(data), predictor.image_size, predictor.resize)
     return dict(zip(predictor.classes, predictor.predict_batch(x[None], tta=tta)[0]))
@@ -266,8 +275,43 @@ def test_a_bad_image_in_a_batch_gets_its_own_4xx_and_the_others_succeed(server: 
             assert answer.status_code == status and message in answer.json()["error"]
 
 
+def test_a_request_names_a_tta_policy_and_gets_that_average(server: Server, predictor) -> None:
+    image = png(coloured(1, side=32, seed=7))
+
+    flip = server.post("/predict?tta=flip", data=image).json()
+    on = server.post("/predict?tta=1", data=image).json()
+
+    assert flip["tta"] == "flip" and on["tta"] == (chosen_tta(server.run) if chosen_tta(server.run) != "none" else "flip")
+    assert_same({p["class"]: p["probability"] for p in flip["predictions"]}, unbatched(predictor, image, tta="flip"))
+    assert_same({p["class"]: p["probability"] for p in server.post("/predict?tta=none", data=image).json()["predictions"]},
+                unbatched(predictor, image, tta="none"))
+
+
+def test_a_log_loss_competition_serves_the_calibrated_probabilities(toy: Toy, predictor) -> None:
+    import dataclasses
+
+    from kaggle_kit.prediction.calibrate import Calibration
+    from kaggle_kit.prediction.predictor import calibration_for
+
+    comp = dataclasses.replace(Project(toy.root).competition("toy"), metric="log_loss")
+    fitted = calibration_for(toy.run, comp)
+    assert not np.isnan(fitted.raw_log_loss)   # fitted on the run's oof.csv (the identity's is NaN)
+    soft = Calibration(temperature=3.0, floor=0.01, used=True)
+    image = png(coloured(0, side=32, seed=3))
+    want = dict(zip(predictor.classes, soft.apply(np.array([list(unbatched(predictor, image, tta="none").values())]))[0]))
+    app = create_app(predictor, tta="none", batching=Batching.off(), calibration=soft)
+    client = app.test_client()
+
+    got = {p["class"]: p["probability"] for p in client.post("/predict", data=image).json["predictions"]}
+
+    assert_same(got, want)
+    assert max(got.values()) < max(unbatched(predictor, image, tta="none").values())   # softened
+    assert client.get("/info").json["calibration"] == {"used": True, "temperature": 3.0, "floor": 0.01}
+    close_app(app)
+
+
 def test_without_batching_every_request_is_its_own_model_call(toy: Toy, predictor) -> None:
-    app = create_app(predictor, tta=True, batching=Batching.off())
+    app = create_app(predictor, tta=None, batching=Batching.off())
     client = app.test_client()
     images = [png(coloured(c, side=32, seed=90 + c)) for c in range(3)]
 
@@ -298,7 +342,7 @@ def test_a_busy_port_is_a_kit_error(toy: Toy) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(KitError, match=rf"127\.0\.0\.1:{port}: cannot listen .*pick another --port"):
-            serve(toy.run, port=port)
+            serve(toy.run, Project(toy.root).competition("toy"), port=port)
 
 
 def test_the_cli_loads_without_flask() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from kaggle_kit.cli.base import arg, command, competition_arg, console, positive, run_args
+from kaggle_kit.cli.core import tta_args
 
 __all__ = []
 
@@ -28,8 +29,9 @@ def milliseconds(text: str) -> float:
          arg("--port", type=int, help="port to listen on; 0 picks a free one (default 8000)"),
          arg("--top-k", type=positive, help="classes per answer unless a request sets k (default 3)"),
          arg("--max-bytes", type=positive, help="largest request body accepted, in bytes (default 20 MiB)"),
-         arg("--tta", action=argparse.BooleanOptionalAction, default=None,
-             help="average with the flipped image unless a request sets tta (default: the run's setting)"),
+         *tta_args(),
+         arg("--no-calibrate", dest="calibrate", action="store_false",
+             help="answer the raw probabilities, not the run's calibrated ones (log-loss competitions)"),
          arg("--threads", type=positive, help="worker threads handling requests (default 16)"),
          arg("--batch-window", type=milliseconds, metavar="MS",
              help="collect concurrent requests for up to MS milliseconds into one model call; 0 runs each "
@@ -52,8 +54,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
         if not isinstance(event, ServerReady):
             return
         cv = f"{run.cv:.4f}" if run.cv is not None else "-"
-        out.print(f"serving [bold]{event.run_id}[/] ({comp.slug}, CV {comp.metric} {cv}, "
-                  f"{event.folds} fold model(s), tta {'on' if event.tta else 'off'}, {event.batching}) "
+        out.print(f"serving [bold]{event.run_id}[/] ({comp.slug}, CV {comp.metric} {cv}, {event.service}) "
                   f"on [bold]{event.url}[/]")
         out.print(f"try: curl -F image=@picture.png '{event.url}/predict?k={event.top_k}'   "
                   f"(Ctrl-C stops)")
@@ -61,7 +62,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
             out.print(f"[yellow]warning:[/] listening on {args.host}: anyone who can reach this machine "
                       f"can use the service (it has no authentication)")
 
-    options = {k: getattr(args, k) for k in ("host", "port", "top_k", "max_bytes", "tta", "threads")}
+    options = {k: getattr(args, k) for k in ("host", "port", "top_k", "max_bytes", "tta", "threads", "calibrate")}
     if args.no_batch:
         options["batching"] = Batching.off()
     elif args.batch_window is not None or args.max_batch is not None:
@@ -69,7 +70,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
         options["batching"] = Batching(window_ms=defaults.window_ms if args.batch_window is None else args.batch_window,
                                        max_batch=args.max_batch or defaults.max_batch)
     try:
-        serve(run, **{k: v for k, v in options.items() if v is not None}, report=report)
+        serve(run, comp, **{k: v for k, v in options.items() if v is not None}, report=report)
     except KeyboardInterrupt:  # while the models load; once serving, waitress returns on Ctrl-C itself
         pass
     out.print("stopped")

@@ -140,6 +140,7 @@ class BlendPredictor:
     image_size: int
     resize: str
     classes: tuple[str, ...]
+    symmetry: str = "hflip"         # the competition's (which TTA views are allowed)
 
     @property
     def models(self) -> list:
@@ -164,7 +165,7 @@ def load_predictor(run: RunRecord, symmetry: str = "hflip") -> Predictor | Blend
     members = [Predictor.from_run(r, symmetry) for r in run.member_runs()]
     big = max(members, key=lambda p: p.image_size)
     return BlendPredictor(run=run, members=members, image_size=big.image_size, resize=big.resize,
-                          classes=tuple(run.classes))
+                          classes=tuple(run.classes), symmetry=symmetry)
 
 
 def _predict_blend(project: Project, competition: Competition, blend: BlendRecord, *, tta: TTA,

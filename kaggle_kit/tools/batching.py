@@ -6,7 +6,7 @@ already waiting and those that arrive, up to ``max_batch``; then it runs them as
 waits at most one window for its batch to fill, besides the time the worker spends on earlier batches.
 The window opens when the worker is free, not when the oldest image arrived: under load, the requests
 answered by the last batch send their next images within the window and join the next batch, instead
-of the clients settling into two half-size groups that take turns. Requests that ask for different ``tta`` settings run as separate calls. When a
+of the clients settling into two half-size groups that take turns. Requests that ask for different ``tta`` policies run as separate calls. When a
 batched call raises, each of its images is run again alone, so one image the model cannot handle fails
 only its own request. :meth:`Batcher.close` refuses new work, runs everything already queued, and joins
 the worker.
@@ -39,7 +39,7 @@ __all__ = ["Batching", "BatchStats", "Batcher", "ShuttingDown", "DEFAULT_WINDOW_
 DEFAULT_WINDOW_MS = 5.0
 DEFAULT_MAX_BATCH = 32
 
-RunBatch = Callable[[np.ndarray, bool], np.ndarray]   # (images N x H x W x 3, tta) -> N x classes
+RunBatch = Callable[[np.ndarray, str], np.ndarray]   # (images N x H x W x 3, TTA policy) -> N x classes
 
 
 class ShuttingDown(KitError):
@@ -91,7 +91,7 @@ class BatchStats:
 @dataclass
 class _Item:
     image: np.ndarray
-    tta: bool
+    tta: str | bool                  # the TTA policy the request asked for: images share a call only with their own
     future: Future = field(default_factory=Future)
 
 
@@ -113,7 +113,7 @@ class Batcher:
         self._worker = threading.Thread(target=self._work, name="kaggle-kit-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, image: np.ndarray, *, tta: bool) -> np.ndarray:
+    def submit(self, image: np.ndarray, *, tta: str | bool) -> np.ndarray:
         """The probabilities for one image, once its batch has run; raises what its own call raised."""
         item = _Item(image, tta)
         with self._lock:
@@ -140,10 +140,8 @@ class Batcher:
             if first is _STOP:
                 return
             batch, stop = self._collect(first)
-            for tta in (False, True):
-                group = [item for item in batch if item.tta is tta]
-                if group:
-                    self._run(group)
+            for tta in dict.fromkeys(item.tta for item in batch):   # one call per policy, oldest first
+                self._run([item for item in batch if item.tta == tta])
             if stop:
                 return
 

@@ -3,11 +3,19 @@
 Routes (every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx status):
 
 - ``POST /predict``: an image as a multipart upload (any field name) or as the raw request body;
-  optional ``k`` / ``top_k`` (query or form field) and ``tta`` (``1``/``0``, ``true``/``false``).
-  Answers ``{"predictions": [{"class": ..., "probability": ...}, ...], "run_id": ..., "tta": ...}``,
-  most probable first.
+  optional ``k`` / ``top_k`` (query or form field) and ``tta``: a TTA policy the competition's symmetry
+  allows (``none``, ``flip``, ``d8``, ...; :data:`kaggle_kit.symmetry.TTA_POLICIES`), or ``1``/``0``
+  (``true``/``false``): the service's policy, or none. Answers ``{"predictions": [{"class": ...,
+  "probability": ...}, ...], "run_id": ..., "tta": <policy>}``, most probable first.
 - ``GET /health``: ``{"status": "ok", ...}`` once the models are loaded.
-- ``GET /info``: the competition, run id, classes, CV score and metric, backbone, image size, folds.
+- ``GET /info``: the competition, run id, classes, CV score and metric, backbone, image size, folds,
+  the TTA policy and the calibration the answers use.
+
+By default the service answers as ``predict`` does: with the TTA policy the run chose on its
+out-of-fold predictions (a blend: each member's own, ``"tta": null``), and, when the competition's
+metric scores probabilities, with the temperature and floor fitted on the run's out-of-fold
+predictions (:mod:`kaggle_kit.prediction.calibrate`), so a served probability is the one a
+submission would hold.
 - ``GET /stats``: images predicted, model calls made and the largest batch since the start.
 
 The models load once, before the server listens. Requests are decoded and resized in parallel on the
@@ -24,7 +32,7 @@ Example (a notebook; the Flask test client needs no socket)::
     project = Project.find(); comp = project.competition("cifar-10")
     app = create_app(Predictor.from_run(best_run(project, comp)), top_k=3)
     app.test_client().post("/predict", data=open("cat.png", "rb").read()).json
-    # -> {'predictions': [{'class': 'cat', 'probability': 0.91}, ...], 'run_id': '...', 'tta': False}
+    # -> {'predictions': [{'class': 'cat', 'probability': 0.91}, ...], 'run_id': '...', 'tta': 'flip'}
 
 """
 from __future__ import annotations
@@ -40,16 +48,18 @@ from kaggle_kit import events
 from kaggle_kit.errors import KitError
 from kaggle_kit.data.images import BadImage, ImageTooLarge, decode_rgb
 from kaggle_kit.data.resize import resize
+from kaggle_kit.prediction.calibrate import IDENTITY, Calibration
 from kaggle_kit.tools.batching import Batcher, Batching, BatchStats, ShuttingDown
 
 if TYPE_CHECKING:  # Flask and the predictor (TensorFlow) load only when a service starts
     from flask import Flask
 
+    from kaggle_kit.competition import Competition
     from kaggle_kit.prediction.predictor import Predictor
     from kaggle_kit.training.runs import RunRecord
 
 __all__ = ["serve", "create_app", "Classifier", "Ranked", "RequestError", "describe", "batching_info", "close_app", "parse_top_k",
-           "parse_flag", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TOP_K", "DEFAULT_MAX_BYTES", "DEFAULT_THREADS"]
+           "parse_tta", "default_tta", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TOP_K", "DEFAULT_MAX_BYTES", "DEFAULT_THREADS"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -78,11 +88,14 @@ class Ranked:
 
 class Classifier:
     """Image bytes -> the top-k classes of a :class:`Predictor`; safe to call from many threads.
-    ``batching`` on: concurrent images go through one :class:`Batcher`; :meth:`close` drains it."""
+    ``batching`` on: concurrent images go through one :class:`Batcher`; :meth:`close` drains it.
+    ``calibration`` is applied to every answer's probabilities (the identity by default)."""
 
-    def __init__(self, predictor: "Predictor", batching: Batching = Batching()) -> None:
+    def __init__(self, predictor: "Predictor", batching: Batching = Batching(),
+                 calibration: Calibration = IDENTITY) -> None:
         self.predictor = predictor
         self.batching = batching
+        self.calibration = calibration
         self.stats = BatchStats()
         self._lock = threading.Lock()
         self._batcher = Batcher(self._predict, batching, self.stats) if batching.enabled else None
@@ -94,9 +107,9 @@ class Classifier:
         blank = np.zeros((size, size, 3), np.uint8)
         with self._lock:
             for n in ((1, 2) if self._batcher is not None else (1,)):
-                self._predict(np.stack([blank] * n), False)
+                self._predict(np.stack([blank] * n), "none")
 
-    def classify(self, data: bytes, *, k: int, tta: bool) -> list[Ranked]:
+    def classify(self, data: bytes, *, k: int, tta: str | None) -> list[Ranked]:
         if not data:
             raise RequestError("empty request: send an image as a multipart upload or as the request body")
         try:
@@ -114,10 +127,10 @@ class Classifier:
         if self._batcher is not None:
             self._batcher.close()
 
-    def _predict(self, images: np.ndarray, tta: bool) -> np.ndarray:
-        return self.predictor.predict_batch(images, tta=tta)
+    def _predict(self, images: np.ndarray, tta: str | None) -> np.ndarray:
+        return self.calibration.apply(self.predictor.predict_batch(images, tta=tta))
 
-    def _proba(self, image: np.ndarray, *, tta: bool) -> np.ndarray:
+    def _proba(self, image: np.ndarray, *, tta: str | None) -> np.ndarray:
         if self._batcher is not None:
             try:
                 return self._batcher.submit(image, tta=tta)
@@ -132,14 +145,16 @@ class Classifier:
         return self._batcher.pending() if self._batcher is not None else 0
 
 
-def describe(predictor: "Predictor", *, top_k: int, tta: bool, max_bytes: int,
-             batching: Batching = Batching()) -> dict[str, Any]:
+def describe(predictor: "Predictor", *, top_k: int, tta: str | None, max_bytes: int,
+             batching: Batching = Batching(), calibration: Calibration = IDENTITY) -> dict[str, Any]:
     """What ``GET /info`` answers: the run behind the service and the service's defaults."""
     run = predictor.run
     return {"competition": run.slug, "run_id": run.run_id, "classes": list(predictor.classes),
             "cv": run.cv, "metric": run.metric, "direction": run.direction, "backbone": run.backbone,
             "image_size": predictor.image_size, "resize": predictor.resize, "folds": len(predictor.models),
-            "top_k": top_k, "tta": tta, "max_bytes": max_bytes, **batching_info(batching)}
+            "top_k": top_k, "tta": tta, "calibration": {"used": calibration.used, "temperature": calibration.temperature,
+                                                        "floor": calibration.floor},
+            "max_bytes": max_bytes, **batching_info(batching)}
 
 
 def batching_info(batching: Batching) -> dict[str, Any]:
@@ -160,20 +175,41 @@ def parse_top_k(raw: str | None, default: int, n_classes: int) -> int:
     return min(k, n_classes)
 
 
-def parse_flag(raw: str | None, default: bool, name: str) -> bool:
+def default_tta(predictor: "Predictor", tta: str | bool | None) -> str | None:
+    """The service's TTA policy, checked against the competition's symmetry: a policy name; True: the
+    mirrors the symmetry allows; False: ``none``; None: the policy the run chose on its out-of-fold
+    predictions (a blend: None, each member its own)."""
+    from kaggle_kit.prediction.predictor import resolve_tta
+
+    if tta is None and getattr(predictor, "members", None) is not None:
+        return None
+    return resolve_tta(predictor.run, tta, predictor.symmetry).name
+
+
+def parse_tta(raw: str | None, default: str | None, predictor: "Predictor") -> str | None:
+    """``tta`` from a request: a policy name the symmetry allows, or a flag (on: the service's policy,
+    or the mirrors when that is ``none``; off: ``none``)."""
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
     if value in TRUE or value in FALSE:
-        return value in TRUE
-    raise RequestError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
+        if value in FALSE:
+            return "none"
+        return default if default != "none" else default_tta(predictor, True)
+    try:
+        return default_tta(predictor, value)
+    except KitError as e:
+        raise RequestError(f"tta must be 1/0, true/false or a TTA policy: {e}") from None
 
 
 def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes: int = DEFAULT_MAX_BYTES,
-               tta: bool = False, batching: Batching = Batching()) -> "Flask":
+               tta: str | bool | None = None, batching: Batching = Batching(),
+               calibration: Calibration = IDENTITY) -> "Flask":
     """A Flask app serving ``predictor`` (warmed up first); ``top_k`` and ``tta`` are the defaults a request
-    can change, ``max_bytes`` the largest request body accepted (larger ones get 413), ``batching`` how
-    concurrent requests share model calls. :func:`close_app` stops its batch worker when it is done."""
+    can change (``tta``: a policy name, True for the mirrors the symmetry allows, False for none, None for
+    the run's chosen policy), ``max_bytes`` the largest request body accepted (larger ones get 413),
+    ``batching`` how concurrent requests share model calls, ``calibration`` what the probabilities go
+    through. :func:`close_app` stops its batch worker when it is done."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
@@ -181,13 +217,14 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
         raise KitError(f"top-k must be at least 1, not {top_k}")
     if max_bytes < 1:
         raise KitError(f"max bytes must be at least 1, not {max_bytes}")
-    classifier = Classifier(predictor, batching)
+    tta = default_tta(predictor, tta)
+    classifier = Classifier(predictor, batching, calibration)
     try:
         classifier.warm_up()
     except BaseException:
         classifier.close()
         raise
-    info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes, batching=batching)
+    info = describe(predictor, top_k=top_k, tta=tta, max_bytes=max_bytes, batching=batching, calibration=calibration)
     app = Flask("kaggle_kit.tools.serve")
     app.extensions[CLASSIFIER] = classifier
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
@@ -213,7 +250,7 @@ def create_app(predictor: "Predictor", *, top_k: int = DEFAULT_TOP_K, max_bytes:
     def predict():
         data = upload()
         k = parse_top_k(option("k", "top_k"), top_k, len(predictor.classes))
-        use_tta = parse_flag(option("tta"), tta, "tta")
+        use_tta = parse_tta(option("tta"), tta, predictor)
         ranked = classifier.classify(data, k=k, tta=use_tta)
         return jsonify(predictions=[r.as_json() for r in ranked], run_id=predictor.run.run_id, tta=use_tta)
 
@@ -254,21 +291,25 @@ def close_app(app: "Flask") -> None:
     app.extensions[CLASSIFIER].close()
 
 
-def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = DEFAULT_TOP_K,
-          max_bytes: int = DEFAULT_MAX_BYTES, tta: bool | None = None, threads: int = DEFAULT_THREADS,
-          batching: Batching = Batching(), report: events.Report = events.quiet) -> None:
+def serve(run: "RunRecord", competition: "Competition", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          top_k: int = DEFAULT_TOP_K, max_bytes: int = DEFAULT_MAX_BYTES, tta: str | bool | None = None,
+          threads: int = DEFAULT_THREADS, batching: Batching = Batching(), calibrate: bool = True,
+          report: events.Report = events.quiet) -> None:
     """Load ``run``'s fold models, listen on ``host:port`` (0 picks a free port) and serve until Ctrl-C,
-    then return once the requests in progress are answered. ``tta`` None follows the run's own setting.
-    Reports :class:`~kaggle_kit.events.ServerReady` with the URL once listening."""
+    then return once the requests in progress are answered. ``tta`` None: the policy the run chose on its
+    out-of-fold predictions (as ``predict``); ``calibrate``: the run's fitted calibration when the
+    competition's metric scores probabilities. Reports :class:`~kaggle_kit.events.ServerReady` with the
+    URL once listening."""
     from waitress import create_server
 
-    from kaggle_kit.prediction.predictor import load_predictor
+    from kaggle_kit.prediction.predictor import calibration_for, load_predictor
 
-    predictor = load_predictor(run)   # a blend: its members' fold ensembles
-    tta = run.config.tta if tta is None else tta
     if threads < 1:
         raise KitError(f"threads must be at least 1, not {threads}")
-    app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta, batching=batching)
+    predictor = load_predictor(run, competition.symmetries)   # a blend: its members' fold ensembles
+    calibration = calibration_for(run, competition) if calibrate else IDENTITY
+    tta = default_tta(predictor, tta)
+    app = create_app(predictor, top_k=top_k, max_bytes=max_bytes, tta=tta, batching=batching, calibration=calibration)
     try:
         try:
             # waitress' own limit is only a backstop against absurd bodies: up to it, Flask answers a JSON 413
@@ -280,7 +321,8 @@ def serve(run: "RunRecord", *, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
         host_shown = f"[{host}]" if ":" in host else host
         shown = batching_info(batching)
         report(events.ServerReady(url=f"http://{host_shown}:{server.effective_port}", run_id=run.run_id,
-                                  folds=len(predictor.models), tta=tta, top_k=top_k, max_bytes=max_bytes,
+                                  folds=len(predictor.models), tta=tta, calibrated=calibration.used,
+                                  top_k=top_k, max_bytes=max_bytes,
                                   batch_window_ms=shown["batch_window_ms"], max_batch=shown["max_batch"]))
         try:
             server.run()   # on Ctrl-C waitress lets its request threads finish, with the batcher still running
