@@ -148,6 +148,9 @@ class ProgressView:
         self._print(f"[dim]{e.train_size} training images{left_out}, {e.splits} split(s)[/]")
 
     def _epoch_begin(self, e: events.EpochBegin) -> None:
+        if self.phase is None or self.phase.key != (e.fold, e.phase):   # a phase's time counts from its first epoch
+            now = self.clock()
+            self.phase = _Phase(key=(e.fold, e.phase), start=now, last=now)
         self._bar("epoch", f"fold {e.fold_number} phase {e.phase} epoch {e.epoch}/{e.epochs}", e.steps, 0)
 
     def _batch(self, e: events.Batch) -> None:

@@ -142,6 +142,16 @@ def test_fold_numbers_are_counted_from_one_in_every_line() -> None:
     assert all("fold 0" not in line for line in text)
 
 
+def test_the_phase_time_counts_its_first_epoch() -> None:
+    view, out, clock = plain()
+    for epoch in (1, 2):                         # two fine-tuning epochs of 300 s each
+        view(events.EpochBegin(fold=0, phase=2, epoch=epoch, epochs=2, steps=10))
+        clock.now += 300
+        view(events.EpochEnd(fold=0, phase=2, epoch=epoch, epochs=2, logs={"val_score": 0.5 + epoch / 10}))
+    view(events.PhaseEnd(fold=0, phase=2))
+    assert lines(out)[-1] == "  fold 1 phase 2 (fine-tuning): 2 epochs in 600s, best val_score 0.7000 (epoch 2)"
+
+
 def test_a_stage_read_from_the_cache_says_so() -> None:
     view, out, _ = plain()
     view(events.Stage(message="caching 60 images at 16px"))
