@@ -48,6 +48,8 @@ class TrainConfig:
     head_on_features: bool = True      # train the head on cached backbone features (no augmentation)
     # phase 2: unfreeze the top of the backbone
     finetune_epochs: int = 0
+    finetune_share: float = 1.0        # the share of the training images each phase-2 epoch sees, a new
+                                       # random subset every epoch (the planner's fill between whole epochs)
     finetune_lr: float = 1e-4
     finetune_schedule: str = "plateau" # or "cosine": warm-up then decay to 0 (see schedules.py)
     unfreeze: int = 30                 # top N backbone layers made trainable (BatchNorm: see bn)
@@ -142,6 +144,8 @@ class TrainConfig:
                f"must be a fraction in [0, 1), got {self.weight_decay!r}")
         _check(_number(self.layer_decay) and 0 < self.layer_decay <= 1, "layer_decay",
                f"must be in (0, 1] (1: one learning rate for every layer), got {self.layer_decay!r}")
+        _check(_number(self.finetune_share) and 0 < self.finetune_share <= 1, "finetune_share",
+               f"must be a share of the training images in (0, 1], got {self.finetune_share!r}")
         _check(_number(self.warmup) and 0 <= self.warmup < 1, "warmup",
                f"must be a fraction of the phase in [0, 1), got {self.warmup!r}")
         _check(self.ema_decay is None or (_number(self.ema_decay) and 0 < self.ema_decay < 1), "ema_decay",

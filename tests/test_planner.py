@@ -2,6 +2,7 @@
 ``train --budget`` on tiny images (the plan in run.json, the wall time within the budget)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -12,8 +13,8 @@ import pytest
 
 from kaggle_kit.config import TrainConfig, format_seconds, parse_budget
 from kaggle_kit.errors import ConfigError, KitError
-from kaggle_kit.training.planner import (CANDIDATES, DEPTHS, FILL, DataFacts, TimeBox, candidate_sizes, choose,
-                                         cut_layers, estimate, strength, validations)
+from kaggle_kit.training.planner import (CANDIDATES, DEPTHS, FILL, SHARE_MARGIN, DataFacts, TimeBox, candidate_sizes,
+                                         choose, cut_layers, estimate, strength, validations)
 from kaggle_kit.training.probe import ProbeCache, Speeds
 
 from toy_project import kit, make_project
@@ -130,6 +131,44 @@ def test_a_budget_too_small_names_the_smallest_that_works() -> None:
     assert "\n" not in message and message.startswith("budget 3s is too small")
     smallest = re.search(r"--budget (\S+) or more", message).group(1)
     assert choose(PHOTOS, parse_budget(smallest), table).depth == "frozen"     # and that one works
+
+
+def test_large_data_fills_the_time_between_whole_epochs_with_a_share_of_the_images() -> None:
+    stretched = [(m, c) for m in range(10, 121, 5) if (c := choose(THUMBS, m * 60, table)).finetune_share < 1]
+    assert stretched, "no budget between whole epochs on 50,000 images"
+    for minutes, c in stretched:
+        whole = dataclasses.replace(c, finetune_share=1.0)
+        assert c.seconds <= minutes * 60 * FILL < sum(estimate(whole, THUMBS, table(c.backbone, c.image_size)).values())
+        assert c.finetune_epochs - 1 < c.finetune_epochs * c.finetune_share   # more steps than the whole epochs
+        assert f"fine-tuned {c.finetune_epochs} epoch(s) of {c.finetune_share:.0%} of the images" in c.describe()
+    minutes, c = stretched[0]
+    pinned = choose(THUMBS, minutes * 60, table, pins={"finetune_epochs": c.finetune_epochs - 1})
+    assert pinned.finetune_share == 1.0                                       # pinned epochs are kept as given
+
+
+def test_time_box_fits_phase_2_share_to_the_time_left() -> None:
+    box = TimeBox(deadline=0.0, epoch_s={2: 110.0}, share_s=100.0, adapt_share=True)   # 10 s fixed an epoch
+    assert box.share_for(2, 1.0, left_s=220.0 / SHARE_MARGIN) == 1.0          # the plan, as estimated
+    assert box.share_for(2, 1.0, left_s=120.0 / SHARE_MARGIN) == 0.5          # half the time for training
+    assert box.share_for(2, 0.5, left_s=10_000.0) == 1.0                      # never more than every image
+    assert box.share_for(2, 1.0, left_s=1.0) == 0.25                          # the deadline stops the rest
+    assert dataclasses.replace(box, adapt_share=False).share_for(2, 0.8, left_s=1.0) == 0.8
+
+
+def test_phase_2_epochs_see_the_share_of_the_images(tmp_path: Path) -> None:
+    from kaggle_kit import events
+    from kaggle_kit.project import Project
+    from kaggle_kit.training.trainer import train
+
+    project = Project(make_project(tmp_path, per_class=20, test=1))
+    comp = project.competition("toy")
+    steps = {}
+    for share in (1.0, 0.5):
+        seen: list[events.EpochBegin] = []
+        train(project, comp, comp.config(overrides={"holdout": 0.5, "head_epochs": 2, "finetune_share": share}),
+              report=lambda e: seen.append(e) if isinstance(e, events.EpochBegin) and e.phase == 2 else None)
+        steps[share] = {e.steps for e in seen}
+    assert steps == {1.0: {2}, 0.5: {1}}          # 30 training images in batches of 16: 2 steps, half: 1
 
 
 # -- the deadline and the probe cache ---------------------------------------------------------------

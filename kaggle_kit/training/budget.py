@@ -120,8 +120,11 @@ def plan_budget(project: Project, competition: Competition, config: TrainConfig,
     plan = Plan(budget=config.budget, budget_s=budget_s, choice=choice, spent_s=spent, probed=probed,
                 candidates=_count(facts, speeds_of, pins))
     speeds = speeds_of(choice.backbone, choice.image_size)
+    epoch_2 = finetune_epoch_s(choice, facts, speeds)
     timebox = TimeBox(deadline=started + budget_s, reserve_s=finish_s(speeds),
-                      epoch_s={1: head_epoch_s(facts), 2: finetune_epoch_s(choice, facts, speeds)})
+                      epoch_s={1: head_epoch_s(facts), 2: epoch_2},
+                      share_s=epoch_2 - finetune_epoch_s(dataclasses.replace(choice, finetune_share=0.0), facts, speeds),
+                      adapt_share=choice.cut is not None and not (pins.get("finetune_epochs") or pins.get("finetune_share")))
     planned = dataclasses.replace(config, **plan.overrides(pins)).validate()
     report(PlanReady(budget=plan.budget, budget_s=budget_s, plan=choice.describe(), estimate_s=spent + choice.seconds,
                      spent_s=spent, stages=dict(choice.stages), probed=list(probed), candidates=plan.candidates))

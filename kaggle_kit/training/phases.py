@@ -19,6 +19,7 @@ checkpoint, ``state.json`` + ``last.keras`` after each epoch let a killed fold r
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from kaggle_kit.competition import Competition
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import KitError
-from kaggle_kit.events import BudgetStop, FoldResumed, Report
+from kaggle_kit.events import BudgetStop, FoldResumed, Report, Stage
 from kaggle_kit.model.features import pretrained
 from kaggle_kit.project import Project
 from kaggle_kit.training.runs import FoldResult, RunRecord
@@ -189,8 +190,23 @@ class FoldTrainer:
                 trainee = top_model(model, config.finetune_from, bn=config.bn)
             best_file, save = self.best_path, model.save
         train, val = self._datasets(cached, batch=max(self.batch, 64) if inputs == "features" else self.batch)
+        share = self._share(epochs) if number == 2 else 1.0
+        if share < 1:                                   # each epoch a new random subset (shuffled anew each pass)
+            train = train.take(max(1, math.ceil(share * int(train.cardinality()))))
         return Phase(number=number, inputs=inputs, trainee=trainee, train=train, val=val, epochs=epochs, lr=lr,
                      best_file=best_file, save=save, schedule=schedule)
+
+    def _share(self, epochs: int) -> float:
+        """Phase 2's share of the images an epoch sees: the config's, or in a --budget run the share
+        that fits the time this fold has left (not on resuming: the schedule counts its steps)."""
+        share = self.config.finetune_share
+        if self.timebox is None or self.deadline is None or (self.state and self.state["phase"] == 2):
+            return share
+        fitted = self.timebox.share_for(epochs, share, self.deadline - time.time())
+        if fitted != share:
+            self.report(Stage(message=f"fold {self.k + 1} phase 2: {epochs} epoch(s) of {fitted:.0%} of the images "
+                                      f"fit the {self.deadline - time.time():.0f}s left (planned {share:.0%})"))
+        return fitted
 
     def _datasets(self, cached: Any, *, batch: int) -> tuple[Any, Any]:
         """Training (shuffled, augmented) and validation datasets of the images, or of cached backbone

@@ -22,9 +22,9 @@ Example (a fake probe table, as the tests use):
     >>> facts = DataFacts(images=1000, classes=2, median_side=400, decode_s=0.004, converted=frozenset(CANDIDATES))
     >>> c = choose(facts, 600.0, speeds)
     >>> c.describe(), c.head_epochs, round(c.seconds)
-    ('efficientnet_lite0 at 192px, the backbone above block7_add fine-tuned 13 epoch(s), one 20% holdout', 30, 518)
+    ('efficientnet_lite0 at 192px, the backbone above block7_add fine-tuned 14 epoch(s) of 95% of the images, one 20% holdout', 30, 530)
     >>> choose(facts, 3600.0, speeds).describe()              # more time: k-fold, then a larger image
-    'efficientnet_lite0 at 224px, the backbone above block7_add fine-tuned 12 epoch(s), 5 folds'
+    'efficientnet_lite0 at 224px, the backbone above block7_add fine-tuned 13 epoch(s) of 95% of the images, 5 folds'
     >>> choose(facts, 20.0, speeds).depth                     # a tiny budget: a head on frozen features
     'frozen'
     >>> choose(facts, 2.0, speeds)
@@ -61,6 +61,7 @@ EPOCH_S = 0.3               # a head epoch's fixed cost: callbacks, a small chec
 FOLD_S = 1.0                # a fold's fixed cost besides building (x2) and saving (x4) the classifier
 FINISH_S = 3.0              # scoring the folds, writing the record, the process ending (and 2 saves)
 FILL = 0.9                  # the share of the time left the estimate may fill (the TimeBox guards the rest)
+SHARE_MARGIN = 0.95         # phase 2 fits its share of the images to this much of its fold's time left
 GOOD_STEPS = 900            # fine-tuning steps worth having before a larger image or backbone ...
 ENOUGH_EPOCHS = 3           # ... or this many epochs (bench/RESULTS.md: 2-3 cosine epochs on cifar-10); more
 #                             epochs, up to MAX_EPOCHS, then fill the time that is left
@@ -81,7 +82,7 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "augment_finetune": "flip",        # cached activations: the images and their mirror images
 }
 PLANNED = ("backbone", "weights", "image_size", "folds", "holdout", "head_epochs", "head_on_features", "head_lr",
-           "finetune_epochs", "finetune_lr", "finetune_schedule", "finetune_from", "unfreeze", "augment",
+           "finetune_epochs", "finetune_share", "finetune_lr", "finetune_schedule", "finetune_from", "unfreeze", "augment",
            "batch_size", "patience", "lr_patience", "label_smoothing")   # the TrainConfig fields a plan writes
 
 
@@ -111,6 +112,7 @@ class Choice:
     head_epochs: int
     finetune_epochs: int
     batch_size: int
+    finetune_share: float = 1.0         # the share of the training images each fine-tuning epoch sees
     stages: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -118,8 +120,9 @@ class Choice:
         return sum(self.stages.values())
 
     def describe(self) -> str:
+        share = f" of {self.finetune_share:.0%} of the images" if self.finetune_share < 1 else ""
         how = ("a head on frozen features" if self.depth == "frozen" else
-               f"the backbone above {self.cut} fine-tuned {self.finetune_epochs} epoch(s)")
+               f"the backbone above {self.cut} fine-tuned {self.finetune_epochs} epoch(s){share}")
         split = f"one {self.holdout:.0%} holdout" if self.holdout else f"{self.folds} folds"
         return f"{self.backbone} at {self.image_size}px, {how}, {split}"
 
@@ -140,7 +143,8 @@ class Plan:
         c = self.choice
         out = {k: v for k, v in PLAN_DEFAULTS.items() if not k.startswith("augment_")}
         out.update(backbone=c.backbone, image_size=c.image_size, folds=max(c.folds, 2), holdout=c.holdout,
-                   head_epochs=c.head_epochs, finetune_epochs=c.finetune_epochs, finetune_from=c.cut,
+                   head_epochs=c.head_epochs, finetune_epochs=c.finetune_epochs, finetune_share=c.finetune_share,
+                   finetune_from=c.cut,
                    augment=PLAN_DEFAULTS["augment_frozen" if c.depth == "frozen" else "augment_finetune"],
                    batch_size=c.batch_size, patience=max(PLAN_DEFAULTS["patience"], c.finetune_epochs))
         return {**out, **{k: v for k, v in keep.items() if k in PLANNED}}
@@ -161,11 +165,24 @@ class TimeBox:
     deadline: float
     epoch_s: dict[int, float]           # phase -> estimated seconds per epoch of one fold
     reserve_s: float = 2.0              # kept for scoring the folds and writing the run record
+    share_s: float = 0.0                # of epoch_s[2]: the seconds that scale with the share of the images
+    adapt_share: bool = False           # phase 2 fits its share of the images to the time its fold has left
 
     def fold_deadline(self, folds_left: int, now: float | None = None) -> float:
         """When the fold starting now must end: an equal share of the time left for each fold left."""
         now = time.time() if now is None else now
         return now + max(0.0, self.deadline - now - self.reserve_s) / max(1, folds_left)
+
+    def share_for(self, epochs: int, share: float, left_s: float) -> float:
+        """The share of the images each of ``epochs`` fine-tuning epochs can see in ``left_s`` seconds
+        (``share``: the planned one, whose epoch takes ``epoch_s[2]``), in steps of 5 %, from 25 % to all;
+        ``share`` unchanged when the plan's estimates cannot tell."""
+        if not self.adapt_share or self.share_s <= 0 or epochs < 1:
+            return share
+        fixed = self.epoch_s.get(2, 0.0) - self.share_s            # validation and checkpoints, per epoch
+        per_share = self.share_s / share                           # an epoch over all the images
+        fit = (SHARE_MARGIN * left_s / epochs - fixed) / per_share
+        return min(1.0, max(0.25, math.floor(20 * fit) / 20))
 
 
 def cut_layers(backbone: str) -> dict[str, str]:
@@ -241,13 +258,13 @@ def finetune_epoch_s(choice: Choice, facts: DataFacts, speeds: Speeds) -> float:
         return 0.0
     val = choice.holdout if choice.holdout else 1 / max(choice.folds, 2)
     n = facts.images
-    return (2 * n * (1 - val) / speeds.top_train_ips[choice.cut] + n * val / speeds.top_forward_ips[choice.cut]
-            + 2 * speeds.save_s)
+    return (choice.finetune_share * 2 * n * (1 - val) / speeds.top_train_ips[choice.cut]
+            + n * val / speeds.top_forward_ips[choice.cut] + 2 * speeds.save_s)
 
 
 def strength(choice: Choice, facts: DataFacts) -> tuple:
     """How strong a candidate is expected to be, as an order (the larger tuple wins; docs/budget.md)."""
-    steps = choice.finetune_epochs * _steps_per_epoch(choice, facts)
+    steps = choice.finetune_epochs * choice.finetune_share * _steps_per_epoch(choice, facts)
     level = 0 if not steps else max(1, min(choice.finetune_epochs, ENOUGH_EPOCHS,
                                            int(steps // (GOOD_STEPS / ENOUGH_EPOCHS))))
     return (DEPTHS.index(choice.depth), level, choice.head_epochs >= ENOUGH_HEAD_EPOCHS, choice.folds > 1, choice.image_size, CANDIDATES.index(choice.backbone) if choice.backbone in CANDIDATES
@@ -279,7 +296,26 @@ def choose(facts: DataFacts, seconds: float, speeds_of: Callable[[str, int], Spe
         raise ConfigError(f"budget {have} is too small: the cheapest plan ({cheapest.describe()}) needs about "
                           f"{format_seconds(cheapest.seconds)}{after}; use --budget {format_seconds(need)} or more",
                           field="budget")
-    return max(fits, key=lambda c: (strength(c, facts), -c.seconds))
+    best = max(fits, key=lambda c: (strength(c, facts), -c.seconds))
+    return best if pins.get("finetune_epochs") or pins.get("finetune_share") else stretch(best, facts, seconds * FILL, speeds_of)
+
+
+def stretch(choice: Choice, facts: DataFacts, seconds: float, speeds_of: Callable[[str, int], Speeds]) -> Choice:
+    """``choice`` with one more fine-tuning epoch, each epoch on a random share of the images, when the
+    time it leaves unused fits more fine-tuning steps than its whole epochs (large data: one epoch more
+    is often a quarter of the budget, which whole epochs would leave unused)."""
+    if choice.cut is None or choice.finetune_epochs >= MAX_EPOCHS:
+        return choice
+    speeds, more = speeds_of(choice.backbone, choice.image_size), choice.finetune_epochs + 1
+    whole = dataclasses.replace(choice, finetune_epochs=more, finetune_share=1.0)
+    at_full = estimate(whole, facts, speeds)
+    train_s = choice.folds * more * (finetune_epoch_s(whole, facts, speeds)
+                                     - finetune_epoch_s(dataclasses.replace(whole, finetune_share=0.0), facts, speeds))
+    share = math.floor(20 * (1 - (sum(at_full.values()) - seconds) / train_s)) / 20 if train_s > 0 else 0.0
+    if not choice.finetune_epochs / more < share < 1:   # more steps than the whole epochs, or nothing gained
+        return choice
+    c = dataclasses.replace(whole, finetune_share=share)
+    return dataclasses.replace(c, stages=estimate(c, facts, speeds))
 
 
 def candidates(facts: DataFacts, speeds_of: Callable[[str, int], Speeds], pins: Mapping[str, Any]):
