@@ -14,6 +14,14 @@ calibrated (temperature + floor, nested CV), and on a *shifted hold-out*: ``--sh
 outside the sample, blurred, lower in contrast and colour-shifted (a distribution no fold model saw),
 the log loss and ECE of one fold model, of the fold mean, with flip TTA, calibrated, and of the
 blend in linear and log space. Output: ``key=value`` lines.
+
+With ``--trained RUN_DIR ...`` it blends runs trained elsewhere instead (for example the full-size runs
+``bench/accuracy.py cifar-10 --budget 20m --keep`` leaves): they are copied into the scratch project
+and blended, each run and the blend submitted and scored; their folds must match, which ``blend``
+checks. The shifted hold-out is skipped for them: a holdout run trained on every image outside its
+holdout, so no unseen training image is left to shift.
+
+    .venv/bin/python bench/blend.py --trained <scratch-a>/checkpoints/cifar-10/<run-a> <scratch-b>/checkpoints/cifar-10/<run-b>
 """
 from __future__ import annotations
 
@@ -117,6 +125,8 @@ def main() -> int:
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "competitions"))
     parser.add_argument("--scratch", default=str(REPO / ".cache" / "scratch" / "blend-bench"))
     parser.add_argument("--keep", action="store_true", help="reuse a scratch project's fetched data")
+    parser.add_argument("--trained", nargs="+", metavar="RUN_DIR",
+                        help="blend these finished run folders instead of training (no shifted hold-out)")
     parser.add_argument("--analyse-only", action="store_true",
                         help="only the in-process measurements, on the runs a previous call left in --scratch")
     args = parser.parse_args()
@@ -140,7 +150,10 @@ def main() -> int:
         env = {**os.environ, **server.environ(scratch / "home"), **env_base}
         kit(env, "fetch", SLUG)
         run_ids = []
-        for backbone in args.runs:
+        for folder in map(Path, args.trained or []):
+            shutil.copytree(folder, scratch / "checkpoints" / SLUG / folder.name)
+            run_ids.append(folder.name)
+        for backbone in [] if args.trained else args.runs:
             before = {p.name for p in (scratch / "checkpoints" / SLUG).glob("*")} if (scratch / "checkpoints").is_dir() else set()
             kit(env, "train", SLUG, "--backbone", backbone, "--size", str(args.size), "--limit", str(args.limit),
                 "--folds", str(args.folds), "--head-epochs", str(args.head_epochs), "--epochs", str(args.epochs))
@@ -169,8 +182,10 @@ def analyse(args, scratch: Path, shared: Path, env_base: dict, run_ids: list[str
     blend = load_run(project, SLUG, blend_id)
     scores = {r: test_score(scratch, competition, r, shared) for r in [*run_ids, blend_id]}
     best_single = max(scores[r] for r in run_ids)
-    print(f"bench=blend competition={SLUG} runs={'+'.join(args.runs)} size={args.size} limit={args.limit} "
-          f"folds={args.folds} " + " ".join(f"test_{r.config.backbone}={scores[r.run_id]:.4f} cv_{r.config.backbone}="
+    names = [f"{r.config.backbone}@{r.image_size}" for r in runs] if args.trained else args.runs
+    sample = (f"limit={runs[0].config.limit or 'all'} holdout={runs[0].config.holdout}" if args.trained else
+              f"size={args.size} limit={args.limit} folds={args.folds}")
+    print(f"bench=blend competition={SLUG} runs={'+'.join(names)} {sample} " + " ".join(f"test_{r.config.backbone}={scores[r.run_id]:.4f} cv_{r.config.backbone}="
                                              f"{r.cv:.4f}" for r in runs)
           + f" test_blend={scores[blend_id]:.4f} cv_blend_nested={blend.cv:.4f} best_single_test={best_single:.4f} "
           f"blend_gain={scores[blend_id] - best_single:+.4f} method={blend.method} space={blend.space} "
@@ -190,6 +205,10 @@ def analyse(args, scratch: Path, shared: Path, env_base: dict, run_ids: list[str
         print(f"oof blend space={space} nested_ll={fit.cv.score:.4f} nested_ece={ece(y, fit.oof):.4f} "
               f"calibrated_ll_nested={cal.nested_log_loss:.4f} calibrated_ece_nested={cal.nested_ece:.4f}")
 
+    if args.trained:
+        print("shifted: skipped (runs trained elsewhere: no training image outside their folds is unseen)")
+        print(json.dumps({"load_avg": os.getloadavg()}))
+        return 0
     used = set(oofs[0].ids)
     images, labels = shifted_images(project, competition, used, args.shifted, max(r.image_size for r in runs))
     fold_means = []

@@ -69,7 +69,7 @@ def test_class_folders_with_index_labels(tmp_path: Path) -> None:
     assert (result.validation.train_images, result.validation.test_images) == (5, 3)
     assert result.spec.class_counts == {"pistol": 3, "smartphone": 2}
     # which index is which class cannot be read from the folder: said in the file, next to `classes`
-    assert [f.field for f in result.spec.to_check] == ["submission.labels", "title"]
+    assert [f.field for f in result.spec.to_check] == ["submission.labels", "symmetries", "title"]
     text = result.path.read_text()
     assert "# TO CHECK: sample_submission.csv gives 'Ground_Truth' as a class index" in text
     assert "pistol=0, smartphone=1" in text
@@ -107,7 +107,10 @@ def test_labels_csv_with_names_and_ids_without_extension(tmp_path: Path) -> None
                                          sample="sampleSubmission.csv")
     assert comp.defaults == {"image_size": 96}            # 32 px images
     assert labelled(comp, data) == {f"{n}.png": lab for n, lab in enumerate(labels, start=1)}
-    assert [f.field for f in result.spec.to_check] == ["title"]
+    assert [f.field for f in result.spec.to_check] == ["symmetries", "title"]
+    source = result.path.read_text()
+    assert comp.symmetries == "hflip" and '    symmetries="hflip",' in source      # stated, to confirm:
+    assert "# TO CHECK: hflip: a mirrored image keeps its class" in source and '"d8": every flip' in source
 
 
 def test_class_in_file_name_without_test_split(tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_class_in_file_name_without_test_split(tmp_path: Path) -> None:
     assert comp.metric == "accuracy"
     assert comp.submission == Submission()                 # nothing to learn it from: kit defaults, flagged
     assert labelled(comp, data) == names
-    assert {f.field for f in result.spec.to_check} == {"submission", "metric", "title"}
+    assert {f.field for f in result.spec.to_check} == {"submission", "metric", "symmetries", "title"}
     assert result.validation.test_images == 0
 
 

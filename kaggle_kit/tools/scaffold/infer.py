@@ -26,7 +26,8 @@ __all__ = ["SLUG", "SMALL_IMAGE", "SMALL_SIZE", "LARGE_SIZE", "IMBALANCE", "FIEL
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SMALL_IMAGE, SMALL_SIZE, LARGE_SIZE = 64, 96, 224   # median longer side <= 64 px -> train at 96, else 224
 IMBALANCE = 5.0                         # largest class / smallest class above this: flag the metric
-FIELD_ORDER = ("data", "train", "classes", "test", "submission", "metric", "defaults", "recipes", "title")   # as the table lists them
+FIELD_ORDER = ("data", "train", "classes", "test", "submission", "metric", "symmetries", "defaults", "recipes",
+               "title")   # as the table lists them
 SIZE_SAMPLE = 50                        # images opened to measure the median size
 
 
@@ -44,6 +45,7 @@ class PluginSpec:
     defaults: Mapping[str, Any]
     class_counts: Mapping[str, int]
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    symmetries: str = "hflip"           # a mirrored image keeps its class: the usual case, to confirm
     data: Path                          # the folder the spec was inferred from
     findings: tuple[Finding, ...] = ()
 
@@ -194,6 +196,12 @@ def infer_defaults(side: int | None) -> tuple[dict[str, Any], Finding]:
         f"inferred from the median image side ({side} px): image_size {size}"))
 
 
+SYMMETRY_NOTE = Finding(field="symmetries", value="hflip", check=True, reason=(
+    "hflip: a mirrored image keeps its class (photos, cartoons); \"d8\": every flip and quarter turn does "
+    "(microscopy, cells, pollen, satellite); \"none\": a mirror can change it (text, digits). Training's "
+    "views and TTA follow it"))
+
+
 # -- inference -------------------------------------------------------------------------------------
 def check_slug(slug: str) -> None:
     if not SLUG.match(slug):
@@ -233,7 +241,7 @@ def infer_spec(slug: str, data: Path) -> PluginSpec:
     side = image_size_of([i.path for i in train.items])
     defaults, size_note = infer_defaults(side)
     recipes, recipes_note = infer_recipes(images=len(train.items), side=side)
-    findings += [metric_note, size_note, recipes_note]
+    findings += [metric_note, size_note, recipes_note, SYMMETRY_NOTE]
     return PluginSpec(
         slug=slug,
         title=slug.replace("-", " ").title(),

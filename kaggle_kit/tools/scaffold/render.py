@@ -90,6 +90,7 @@ def render_plugin(spec: PluginSpec) -> str:
         ("title", literal(spec.title), spec.notes("title")),
         ("classes", literal(spec.classes), spec.notes("classes")),
         ("metric", literal(spec.metric), spec.notes("metric")),
+        ("symmetries", literal(spec.symmetries), spec.notes("symmetries")),
         ("train", call(spec.train, 10), spec.notes("train")),
         ("test", call(spec.test, 9), spec.notes("test")),
         ("submission", call(spec.submission, 15, skip), spec.notes("submission")),
