@@ -10,13 +10,13 @@ Routes (every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx 
 - ``GET /health``: ``{"status": "ok", ...}`` once the models are loaded.
 - ``GET /info``: the competition, run id, classes, CV score and metric, backbone, image size, folds,
   the TTA policy and the calibration the answers use.
+- ``GET /stats``: images predicted, model calls made and the largest batch since the start.
 
 By default the service answers as ``predict`` does: with the TTA policy the run chose on its
 out-of-fold predictions (a blend: each member's own, ``"tta": null``), and, when the competition's
 metric scores probabilities, with the temperature and floor fitted on the run's out-of-fold
 predictions (:mod:`kaggle_kit.prediction.calibrate`), so a served probability is the one a
 submission would hold.
-- ``GET /stats``: images predicted, model calls made and the largest batch since the start.
 
 The models load once, before the server listens. Requests are decoded and resized in parallel on the
 request threads. With batching on (the default, :class:`~kaggle_kit.tools.batching.Batching`), the images

@@ -26,8 +26,8 @@ from kaggle_kit.model.lite.weights import notop_file
 from kaggle_kit.events import PlanReady, Report, Stage, quiet, ticker
 from kaggle_kit.project import Project
 from kaggle_kit.training.planner import (CANDIDATES, PLANNED, PRIOR_TIME, DataFacts, Plan, TimeBox, candidate_sizes,
-                                         candidates, choose, cut_layers, finetune_epoch_s, finish_s, head_epoch_s,
-                                         median_side)
+                                         candidates, choose, cut_layers, finetune_epoch_s, finetune_train_s, finish_s,
+                                         head_epoch_s, median_side)
 from kaggle_kit.training.probe import ProbeCache, Speeds, probe
 
 __all__ = ["plan_budget", "data_facts", "process_started", "pinned", "REFERENCE_SIZE", "PROBE_SHARE"]
@@ -123,7 +123,7 @@ def plan_budget(project: Project, competition: Competition, config: TrainConfig,
     epoch_2 = finetune_epoch_s(choice, facts, speeds)
     timebox = TimeBox(deadline=started + budget_s, reserve_s=finish_s(speeds),
                       epoch_s={1: head_epoch_s(facts), 2: epoch_2},
-                      share_s=epoch_2 - finetune_epoch_s(dataclasses.replace(choice, finetune_share=0.0), facts, speeds),
+                      share_s=finetune_train_s(choice, facts, speeds),
                       adapt_share=choice.cut is not None and not (pins.get("finetune_epochs") or pins.get("finetune_share")))
     planned = dataclasses.replace(config, **plan.overrides(pins)).validate()
     report(PlanReady(budget=plan.budget, budget_s=budget_s, plan=choice.describe(), estimate_s=spent + choice.seconds,

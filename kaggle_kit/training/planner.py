@@ -46,8 +46,9 @@ from kaggle_kit.errors import ConfigError
 from kaggle_kit.training.probe import Speeds
 
 __all__ = ["CANDIDATES", "DEPTHS", "PLAN_DEFAULTS", "PLANNED", "DataFacts", "Choice", "Plan", "TimeBox",
-           "cut_layers", "candidate_sizes", "fold_s", "finish_s", "validations", "estimate", "head_epoch_s", "finetune_epoch_s", "strength",
-           "candidates", "choose", "median_side", "DEFAULT_BUDGET", "PRIOR_TIME"]
+           "cut_layers", "candidate_sizes", "fold_s", "finish_s", "validations", "estimate", "head_epoch_s",
+           "finetune_epoch_s", "finetune_train_s", "strength", "stretch", "candidates", "choose", "median_side",
+           "DEFAULT_BUDGET", "PRIOR_TIME", "SHARE_MARGIN"]
 
 DEFAULT_BUDGET = "20m"      # `kaggle-kit train` with no --budget, no recipe and no training option
 CANDIDATES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")   # offline ImageNet weights
@@ -257,9 +258,16 @@ def finetune_epoch_s(choice: Choice, facts: DataFacts, speeds: Speeds) -> float:
     if choice.cut is None:
         return 0.0
     val = choice.holdout if choice.holdout else 1 / max(choice.folds, 2)
-    n = facts.images
-    return (choice.finetune_share * 2 * n * (1 - val) / speeds.top_train_ips[choice.cut]
-            + n * val / speeds.top_forward_ips[choice.cut] + 2 * speeds.save_s)
+    return (finetune_train_s(choice, facts, speeds) + facts.images * val / speeds.top_forward_ips[choice.cut]
+            + 2 * speeds.save_s)
+
+
+def finetune_train_s(choice: Choice, facts: DataFacts, speeds: Speeds) -> float:
+    """The part of a fine-tuning epoch that scales with its share of the images: the training steps."""
+    if choice.cut is None:
+        return 0.0
+    val = choice.holdout if choice.holdout else 1 / max(choice.folds, 2)
+    return choice.finetune_share * 2 * facts.images * (1 - val) / speeds.top_train_ips[choice.cut]
 
 
 def strength(choice: Choice, facts: DataFacts) -> tuple:
@@ -309,8 +317,7 @@ def stretch(choice: Choice, facts: DataFacts, seconds: float, speeds_of: Callabl
     speeds, more = speeds_of(choice.backbone, choice.image_size), choice.finetune_epochs + 1
     whole = dataclasses.replace(choice, finetune_epochs=more, finetune_share=1.0)
     at_full = estimate(whole, facts, speeds)
-    train_s = choice.folds * more * (finetune_epoch_s(whole, facts, speeds)
-                                     - finetune_epoch_s(dataclasses.replace(whole, finetune_share=0.0), facts, speeds))
+    train_s = choice.folds * more * finetune_train_s(whole, facts, speeds)
     share = math.floor(20 * (1 - (sum(at_full.values()) - seconds) / train_s)) / 20 if train_s > 0 else 0.0
     if not choice.finetune_epochs / more < share < 1:   # more steps than the whole epochs, or nothing gained
         return choice
