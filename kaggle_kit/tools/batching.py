@@ -39,7 +39,7 @@ __all__ = ["Batching", "BatchStats", "Batcher", "ShuttingDown", "DEFAULT_WINDOW_
 DEFAULT_WINDOW_MS = 5.0
 DEFAULT_MAX_BATCH = 32
 
-RunBatch = Callable[[np.ndarray, str], np.ndarray]   # (images N x H x W x 3, TTA policy) -> N x classes
+RunBatch = Callable[[np.ndarray, str | None], np.ndarray]   # (images N x H x W x 3, TTA policy) -> N x classes
 
 
 class ShuttingDown(KitError):
@@ -91,7 +91,8 @@ class BatchStats:
 @dataclass
 class _Item:
     image: np.ndarray
-    tta: str | bool                  # the TTA policy the request asked for: images share a call only with their own
+    tta: str | bool | None           # the TTA policy the request asked for (None: a blend's members' own); images
+    #                                  share a call only with their own
     future: Future = field(default_factory=Future)
 
 
@@ -113,7 +114,7 @@ class Batcher:
         self._worker = threading.Thread(target=self._work, name="kaggle-kit-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, image: np.ndarray, *, tta: str | bool) -> np.ndarray:
+    def submit(self, image: np.ndarray, *, tta: str | bool | None) -> np.ndarray:
         """The probabilities for one image, once its batch has run; raises what its own call raised."""
         item = _Item(image, tta)
         with self._lock:
